@@ -1,0 +1,172 @@
+"""The feature contract: which API fields a model version reads, their kinds and the categories it has seen.
+
+Training writes the contract into the model version's artifacts and serving reads it back from there, so the
+two can never disagree about features. Encoding turns JSON records into the float32 matrix the booster was
+trained on: numeric fields as they are, each categorical field as a block of one-hot columns. A missing
+value, and a category never seen in training, become NaN across the block, which XGBoost routes along the
+branch it learned for missing values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+FeatureKind = Literal["numeric", "categorical"]
+
+
+def api_name(column: str) -> str:
+    """The public API's name for a data set column (see API.md): customerID -> customer_id."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column)
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
+    return re.sub(r"[^0-9a-zA-Z]+", "_", s).strip("_").lower()
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: FeatureKind
+    categories: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def width(self) -> int:
+        return len(self.categories) if self.kind == "categorical" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind == "categorical":
+            out["categories"] = list(self.categories)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One bad field of one record: `path` is what the client sent, e.g. customers[3].tenure."""
+
+    path: str
+    message: str
+
+
+@dataclass
+class FeatureContract:
+    id_field: str
+    features: list[Feature]
+    _offsets: list[int] = field(init=False, repr=False)
+    _category_index: list[dict[str, int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._offsets = []
+        self._category_index = []
+        offset = 0
+        for feature in self.features:
+            self._offsets.append(offset)
+            self._category_index.append({c: i for i, c in enumerate(feature.categories)})
+            offset += feature.width
+        self.n_columns = offset
+
+    @property
+    def column_names(self) -> list[str]:
+        """Encoded column names, in matrix order (`field=value` for one-hot columns)."""
+        names: list[str] = []
+        for feature in self.features:
+            if feature.kind == "categorical":
+                names.extend(f"{feature.name}={c}" for c in feature.categories)
+            else:
+                names.append(feature.name)
+        return names
+
+    @property
+    def column_offsets(self) -> list[int]:
+        """Where each feature's block starts in the encoded matrix (for summing contributions per field)."""
+        return list(self._offsets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureContract:
+        features = [
+            Feature(
+                name=f["name"],
+                kind=f["kind"],
+                categories=tuple(f.get("categories", ())),
+                description=f.get("description", ""),
+            )
+            for f in data["features"]
+        ]
+        return cls(id_field=data["id_field"], features=features)
+
+    def encode(
+        self, records: list[dict[str, Any]], path_prefix: str = "records"
+    ) -> tuple[npt.NDArray[np.float32], list[FieldError]]:
+        """Encode records to the model's matrix, collecting every bad field instead of stopping at the first.
+
+        Fields the contract does not know are ignored (clients send whole CRM records); absent fields and
+        nulls are missing values.
+        """
+        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
+        errors: list[FieldError] = []
+        for row, record in enumerate(records):
+            for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
+                value = record.get(feature.name)
+                if feature.kind == "numeric":
+                    number = _as_number(value)
+                    if number is _INVALID:
+                        errors.append(
+                            FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a finite number or null")
+                        )
+                        continue
+                    matrix[row, offset] = np.nan if number is None else number
+                    continue
+                category = _as_category(value)
+                if category is _INVALID:
+                    errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a string or null"))
+                    continue
+                position = index.get(category) if isinstance(category, str) else None
+                if position is None:
+                    matrix[row, offset : offset + feature.width] = np.nan
+                else:
+                    matrix[row, offset + position] = 1.0
+        return matrix, errors
+
+    def display_value(self, record: dict[str, Any], feature_index: int) -> Any:
+        """The value a reason names: what the client sent, or null when it was missing or unseen."""
+        feature = self.features[feature_index]
+        value = record.get(feature.name)
+        if feature.kind == "categorical" and _as_category(value) not in self._category_index[feature_index]:
+            return None
+        return value
+
+
+_INVALID = object()
+
+
+def _as_number(value: Any) -> float | None | object:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else _INVALID
+    return _INVALID
+
+
+def _as_category(value: Any) -> str | None | object:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return _INVALID
+    if isinstance(value, int):
+        return str(value)
+    return _INVALID

@@ -1,0 +1,152 @@
+"""The MLflow registry as this service sees it: registered models, aliases and loadable bundles.
+
+Aliases, never stages or `latest`: `champion` is what is served, `challenger` an optional candidate.
+Every read returns a concrete version number, which serving logs and returns with every score.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from model_registry.bundle import ModelBundle
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+EXPERIMENT_PREFIX = "clm/"
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """One registered model version, with the aliases that point at it."""
+
+    name: str
+    version: int
+    aliases: tuple[str, ...]
+    run_id: str | None
+    created_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be reached or answered with an error."""
+
+
+class ModelRegistry:
+    def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def experiment_id(self, model_name: str) -> str:
+        """The experiment a model's training runs go to, created (with our artifact root) on first use."""
+        name = EXPERIMENT_PREFIX + model_name
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    def register(
+        self,
+        registered_name: str,
+        bundle: ModelBundle,
+        *,
+        primary_booster: str | None,
+        input_example: pd.DataFrame,
+    ) -> VersionRef:
+        """Log the bundle as the active run's model and register it as a new version.
+
+        A single-booster model is logged with MLflow's native XGBoost flavour (UBJSON, signature, input
+        example), so `mlflow models serve` can serve the very same version; the bundle file rides along.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            if primary_booster is not None:
+                booster = bundle.boosters[primary_booster]
+                signature = infer_signature(input_example, booster.inplace_predict(input_example.to_numpy()))
+                info = mlflow.xgboost.log_model(
+                    booster,
+                    name="model",
+                    model_format="ubj",
+                    signature=signature,
+                    input_example=input_example,
+                )
+                model_id = info.model_id
+                bundle.save(Path(tmp), booster_files={primary_booster: "model.ubj"})
+                self.client.log_model_artifacts(model_id, tmp)
+            else:
+                logged = mlflow.initialize_logged_model(name="model")
+                model_id = logged.model_id
+                bundle.save(Path(tmp))
+                self.client.log_model_artifacts(model_id, tmp)
+                self.client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+        version = mlflow.register_model(f"models:/{model_id}", registered_name)
+        return self.get_version(registered_name, int(version.version))
+
+    def get_version(self, name: str, version: int) -> VersionRef:
+        return _ref(self.client.get_model_version(name, str(version)))
+
+    def resolve(self, name: str, alias: str) -> VersionRef | None:
+        """The version an alias points to now; None when the model or the alias does not exist."""
+        try:
+            return _ref(self.client.get_model_version_by_alias(name, alias))
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise RegistryUnavailable(str(exc)) from exc
+        except Exception as exc:  # the store's own errors (database gone, disk full) vary by backend
+            raise RegistryUnavailable(str(exc)) from exc
+
+    def load(self, name: str, version: int, nthread: int = 1) -> ModelBundle:
+        """Download a version's artifacts and load its bundle."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri
+            )
+            return ModelBundle.load(Path(local), nthread=nthread)
+
+    def versions(self, name: str) -> list[VersionRef]:
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted((_ref(v) for v in found), key=lambda ref: ref.version)
+
+    def registered_names(self) -> list[str]:
+        return sorted(m.name for m in self.client.search_registered_models())
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.client.delete_registered_model_alias(name, alias)
+
+    def set_version_tags(self, name: str, version: int, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    def run_metrics(self, ref: VersionRef) -> dict[str, float]:
+        if ref.run_id is None:
+            return {}
+        return dict(self.client.get_run(ref.run_id).data.metrics)
+
+
+def _ref(version: Any) -> VersionRef:
+    return VersionRef(
+        name=version.name,
+        version=int(version.version),
+        aliases=tuple(version.aliases or ()),
+        run_id=version.run_id,
+        created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC),
+        tags=dict(version.tags or {}),
+    )

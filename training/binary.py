@@ -1,0 +1,131 @@
+"""One binary model from a spec: churn, and every lead line. Risk levels or grades come from the spec."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from model_registry.bundle import ModelBundle
+from model_registry.contract import FeatureContract
+from model_registry.registry import ModelRegistry, VersionRef
+from training.booster import fit_booster
+from training.data import build_contract, id_field, load_dataset
+from training.evaluation import binary_figures, calibration_chart, decile_table, lift_chart
+from training.publish import log_figures, log_tables, publish, training_run
+from training.spec import GradeSpec, ModelSpec
+
+log = logging.getLogger(__name__)
+MODEL_KEY = "model"
+
+
+def grade_cutoffs(spec: GradeSpec, p_val: npt.NDArray[np.floating], y_val: npt.ArrayLike) -> list[dict[str, Any]]:
+    """Grade cut-offs from the validation rows: A holds the top `shares['A']` of leads, and so on; each grade
+    records the conversion observed in it there, which is what the grade promises."""
+    y_arr = np.asarray(y_val, dtype=float)
+    grades: list[dict[str, Any]] = []
+    upper, cumulative = 1.0, 0.0
+    for grade, share in spec.shares.items():
+        cumulative += share
+        cutoff = float(np.quantile(p_val, 1 - cumulative))
+        in_grade = (p_val >= cutoff) & (p_val < upper) if grades else p_val >= cutoff
+        grades.append({"grade": grade, "min_probability": cutoff, "share": share,
+                       "expected_conversion": float(y_arr[in_grade].mean())})
+        upper = cutoff
+    rest = p_val < upper
+    last = chr(ord(grades[-1]["grade"]) + 1)
+    grades.append({"grade": last, "min_probability": 0.0, "share": round(1 - cumulative, 6),
+                   "expected_conversion": float(y_arr[rest].mean())})
+    return grades
+
+
+def assign_grades(p: npt.NDArray[np.floating], grades: list[dict[str, Any]]) -> npt.NDArray[np.str_]:
+    """Each probability's grade: the best grade whose cut-off it reaches."""
+    cutoffs = np.array([g["min_probability"] for g in grades])
+    names = np.array([g["grade"] for g in grades])
+    return names[np.argmax(p[:, None] >= cutoffs[None, :], axis=1)]
+
+
+def train_binary(
+    spec: ModelSpec, data_dir: Path, registry: ModelRegistry, *, as_challenger: bool = False
+) -> tuple[VersionRef, dict[str, float]]:
+    dataset = load_dataset(spec, data_dir)
+    contract = build_contract(dataset, id_field(spec), spec.training.min_category_count)
+    matrix = _encode_all(contract, dataset.records())
+    y = dataset.target
+    train, val, hold = dataset.train, dataset.validation, dataset.holdout
+
+    with training_run(registry, spec):
+        mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
+        mlflow.log_dict(dataset.dropped, "left_out_columns.json")
+        booster = fit_booster(matrix[train], y[train], matrix[val], y[val], spec.training, spec.key)
+        mlflow.log_param("best_rounds", booster.num_boosted_rounds())
+        p_val = np.asarray(booster.inplace_predict(matrix[val]), dtype=np.float64)
+        p_hold = np.asarray(booster.inplace_predict(matrix[hold]), dtype=np.float64)
+
+        figures = binary_figures(y[hold], p_hold)
+        metadata: dict[str, Any] = {"use_case": spec.use_case, "line": spec.line, "description": spec.description}
+        tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
+        if spec.risk is not None:
+            metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
+            levels = np.where(p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low"))
+            tables["holdout_risk_levels"] = _rate_by(levels, y[hold], "risk_level")
+        if spec.grades is not None:
+            grades = grade_cutoffs(spec.grades, p_val, y[val])
+            metadata["grades"] = grades
+            table = _rate_by(assign_grades(p_hold, grades), y[hold], "grade")
+            tables["holdout_grades"] = table
+            for grade, rate in table["positive_rate"].items():
+                figures[f"grade_{grade}_positive_rate"] = float(rate)
+            figures["grades_fall_strictly"] = float(bool(np.all(np.diff(table["positive_rate"].to_numpy()) < 0)))
+            _grade_chart(table, spec)
+        metadata["holdout"] = figures
+        log_figures(figures)
+        log_tables(tables)
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(str(lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")), "plots")
+            mlflow.log_artifact(
+                str(calibration_chart(y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration")),
+                "plots",
+            )
+        bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
+        example = pd.DataFrame(matrix[hold][:5], columns=contract.column_names)
+        ref = publish(registry, spec, bundle, primary_booster=MODEL_KEY, input_example=example,
+                      as_challenger=as_challenger)
+    log.info("%s version %d: holdout ROC AUC %.4f", spec.registered_model, ref.version, figures["roc_auc"])
+    return ref, figures
+
+
+def _encode_all(contract: FeatureContract, records: list[dict[str, Any]]) -> npt.NDArray[np.float32]:
+    matrix, errors = contract.encode(records)
+    if errors:
+        raise ValueError(f"training data does not fit its own contract: {errors[:3]}")
+    return matrix
+
+
+def _rate_by(labels: npt.NDArray[np.str_], y: npt.ArrayLike, name: str) -> pd.DataFrame:
+    frame = pd.DataFrame({name: labels, "y": np.asarray(y, dtype=float)})
+    table = frame.groupby(name).agg(rows=("y", "size"), positive_rate=("y", "mean")).sort_index()
+    table["lift"] = table["positive_rate"] / frame["y"].mean()
+    return table
+
+
+def _grade_chart(table: pd.DataFrame, spec: ModelSpec) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.bar(table.index, table["positive_rate"], color="#55a868")
+    for grade, row in table.iterrows():
+        ax.annotate(f"{row['lift']:.1f}x", (grade, row["positive_rate"]), ha="center", va="bottom")
+    ax.set_xlabel("grade")
+    ax.set_ylabel("observed conversion (holdout)")
+    ax.set_title(f"{spec.key}: conversion and lift by grade")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "plots/grades.png")
+    plt.close(fig)

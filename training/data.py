@@ -1,0 +1,124 @@
+"""Reading a spec's data file: leave-out rules, API field names, the fixed holdout split of EVALUATION.md."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from model_registry.contract import Feature, FeatureContract, api_name
+from training.spec import ROW_NUMBER, ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def is_holdout(record_id: Any) -> bool:
+    """EVALUATION.md's split: never changes between retrains, so versions compare on the same rows."""
+    return int(hashlib.sha256(str(record_id).encode()).hexdigest(), 16) % 5 == 0
+
+
+def is_validation(record_id: Any, one_in: int) -> bool:
+    """A second, independent hash picks the early-stopping rows among the training rows."""
+    return int(hashlib.sha256(f"validation:{record_id}".encode()).hexdigest(), 16) % one_in == 0
+
+
+@dataclass
+class Dataset:
+    """Feature columns under their API names, the 0/1 target and the split, row for row."""
+
+    features: pd.DataFrame
+    target: npt.NDArray[np.int8]
+    ids: pd.Series
+    holdout: npt.NDArray[np.bool_]
+    validation: npt.NDArray[np.bool_]
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def train(self) -> npt.NDArray[np.bool_]:
+        return ~self.holdout & ~self.validation
+
+    def records(self, mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, Any]]:
+        """Rows as API records (missing values as None), the form serving receives."""
+        frame = self.features if mask is None else self.features[mask]
+        return frame_records(frame)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    as_objects = frame.astype(object)
+    return as_objects.where(as_objects.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+
+
+def read_frame(spec: ModelSpec, data_dir: Path) -> pd.DataFrame:
+    path = data_dir / spec.data.file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: set CLM_DATA_DIR to the folder holding {spec.data.file}")
+    frame = pd.read_csv(
+        path, sep=spec.data.separator, na_values=spec.data.missing_values, keep_default_na=True, low_memory=False
+    )
+    if spec.data.id_column == ROW_NUMBER:
+        frame[ROW_NUMBER] = np.arange(len(frame))
+    missing = [c for c in [spec.data.id_column, spec.data.target_column] if c not in frame.columns]
+    missing += [c.column for c in spec.data.leave_out if c.column not in frame.columns]
+    if missing:
+        raise ValueError(f"{path.name} has no column(s) {missing}: check the spec of {spec.key}")
+    if spec.data.first_row_per_id:
+        frame = frame.drop_duplicates(subset=spec.data.id_column, keep="first").reset_index(drop=True)
+    return frame
+
+
+def id_field(spec: ModelSpec) -> str:
+    return spec.data.id_field or api_name(spec.data.id_column)
+
+
+def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = None) -> Dataset:
+    """The spec's rows, with every left-out column gone and each remaining column named as the API names it."""
+    frame = read_frame(spec, data_dir)
+    ids = frame[spec.data.id_column]
+    target = frame[spec.data.target_column].astype(str).isin(spec.data.positive_values).to_numpy(np.int8)
+    dropped = {c.column: c.why for c in spec.data.leave_out}
+    dropped[spec.data.id_column] = "record ID, not a property of the record"
+    dropped[spec.data.target_column] = "the target"
+    for column in exclude or []:
+        dropped.setdefault(column, "excluded by the model kind")
+    features = frame.drop(columns=[c for c in dropped if c in frame.columns])
+    for column in features.columns:
+        if features[column].nunique(dropna=True) <= 1:
+            dropped[column] = "holds a single value in the data: carries no information"
+    features = features.drop(columns=[c for c in features.columns if c in dropped])
+    forced = set(spec.data.categorical)
+    for column in features.columns:
+        if column in forced or not pd.api.types.is_numeric_dtype(features[column]):
+            features[column] = features[column].astype("string")
+    features = features.rename(columns=api_name)
+    holdout = np.fromiter((is_holdout(i) for i in ids), dtype=bool, count=len(ids))
+    validation = np.fromiter(
+        (is_validation(i, spec.training.validation_share) for i in ids), dtype=bool, count=len(ids)
+    ) & ~holdout
+    log.info(
+        "%s: %d rows (%d train, %d validation, %d holdout), %d features, positive rate %.3f",
+        spec.data.file, len(frame), (~holdout & ~validation).sum(), validation.sum(), holdout.sum(),
+        features.shape[1], target.mean(),
+    )
+    return Dataset(features=features, target=target, ids=ids, holdout=holdout, validation=validation,
+                   dropped=dropped)
+
+
+def build_contract(dataset: Dataset, id_name: str, min_category_count: int) -> FeatureContract:
+    """The contract from the non-holdout rows: each feature's kind and the categories common enough to learn."""
+    fitting = dataset.features[~dataset.holdout]
+    features = []
+    for column in fitting.columns:
+        series = fitting[column]
+        if pd.api.types.is_string_dtype(series):
+            counts = series.value_counts(dropna=True)
+            categories = tuple(sorted(str(c) for c in counts[counts >= min_category_count].index))
+            features.append(Feature(name=column, kind="categorical", categories=categories))
+        else:
+            features.append(Feature(name=column, kind="numeric"))
+    return FeatureContract(id_field=id_name, features=features)

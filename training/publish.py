@@ -1,0 +1,75 @@
+"""Logging a trained model to MLflow and registering it: the one way every model kind is published."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from model_registry.bundle import ModelBundle
+from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionRef
+from training.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def training_run(registry: ModelRegistry, spec: ModelSpec) -> Iterator[mlflow.ActiveRun]:
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.tracking_uri)
+    experiment_id = registry.experiment_id(spec.registered_model)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {spec.key}") as run:
+        mlflow.set_tags({"clm.use_case": spec.use_case, "clm.line": spec.line or "", "clm.kind": spec.kind})
+        mlflow.log_dict(spec.model_dump(mode="json"), "spec.json")
+        yield run
+
+
+def log_tables(tables: dict[str, pd.DataFrame]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, table in tables.items():
+            path = Path(tmp) / f"{name}.csv"
+            table.to_csv(path)
+            mlflow.log_artifact(str(path), "tables")
+
+
+def publish(
+    registry: ModelRegistry,
+    spec: ModelSpec,
+    bundle: ModelBundle,
+    *,
+    primary_booster: str | None,
+    input_example: pd.DataFrame,
+    as_challenger: bool = False,
+) -> VersionRef:
+    """Register the bundle as a new version. The first version becomes champion; later ones only when promoted
+    (or, from `clm retrain`, challenger)."""
+    mlflow.log_text(json.dumps(bundle.contract.to_dict(), indent=2), "feature_contract.json")
+    ref = registry.register(
+        spec.registered_model, bundle, primary_booster=primary_booster, input_example=input_example
+    )
+    registry.set_version_tags(
+        spec.registered_model,
+        ref.version,
+        {f"holdout.{k}": round(v, 6) for k, v in bundle.metadata.get("holdout", {}).items()
+         if isinstance(v, int | float)},
+    )
+    if registry.resolve(spec.registered_model, CHAMPION) is None:
+        registry.set_alias(spec.registered_model, CHAMPION, ref.version)
+        log.info("%s version %d is the first: it is now %s", spec.registered_model, ref.version, CHAMPION)
+    elif as_challenger:
+        registry.set_alias(spec.registered_model, CHALLENGER, ref.version)
+        log.info("%s version %d is now %s", spec.registered_model, ref.version, CHALLENGER)
+    else:
+        log.info("%s version %d registered; promote it to serve it", spec.registered_model, ref.version)
+    return registry.get_version(spec.registered_model, ref.version)
+
+
+def log_figures(figures: dict[str, Any], prefix: str = "holdout") -> None:
+    mlflow.log_metrics({f"{prefix}.{k}": float(v) for k, v in figures.items() if isinstance(v, int | float)})
