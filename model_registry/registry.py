@@ -113,8 +113,9 @@ class ModelRegistry:
     def load(self, name: str, version: int, nthread: int = 1) -> ModelBundle:
         """Download a version's artifacts and load its bundle."""
         with tempfile.TemporaryDirectory() as tmp:
+            source = self.client.get_model_version_download_uri(name, str(version))
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri
+                artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri
             )
             return ModelBundle.load(Path(local), nthread=nthread)
 

@@ -1,0 +1,46 @@
+# The two commands: `make run` (train what is missing, then serve) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CLM_DATA_DIR ?= ../shared/data
+export CLM_HOST ?= 127.0.0.1
+export CLM_PORT ?= 8000
+
+.PHONY: run test lint typecheck train bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency list or the pins change.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	@mkdir -p var
+	$(BIN)/clm train all --missing-only
+
+run: train
+	$(BIN)/uvicorn app.main:create_app --factory --host $(CLM_HOST) --port $(CLM_PORT) --no-access-log
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+
+typecheck: $(STAMP)
+	$(BIN)/mypy app training model_registry
+
+bench: train
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var

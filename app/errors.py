@@ -1,0 +1,106 @@
+"""One error envelope for every 4xx/5xx: {"error": {"code", "message", "details"}} (API.md)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.schemas.common import ErrorBody
+from model_registry.contract import FieldError
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An expected condition a client is told about; never a 500."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class Unauthorized(ServiceError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(ServiceError):
+    status_code, code = 404, "not_found"
+
+
+class InvalidRecords(ServiceError):
+    status_code, code = 422, "validation_error"
+
+    @classmethod
+    def from_field_errors(cls, errors: list[FieldError]) -> InvalidRecords:
+        details = [{"path": e.path, "message": e.message} for e in errors]
+        return cls(f"{len(errors)} field(s) are invalid", details)
+
+
+class BatchTooLarge(ServiceError):
+    status_code, code = 413, "batch_too_large"
+
+
+class ModelNotLoaded(ServiceError):
+    status_code, code = 503, "model_not_loaded"
+
+
+def envelope(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": {"code": code, "message": message, "details": details or []}}
+    )
+
+
+def error_response_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a route's declared error responses."""
+    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def validation_path(loc: tuple[int | str, ...]) -> str:
+    """('body', 'customers', 3, 'tenure') -> customers[3].tenure"""
+    path = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return envelope(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"path": validation_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        return envelope(422, "validation_error", f"{len(details)} field(s) are invalid", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return envelope(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(500, "internal_error", "the service failed to handle the request; it has been logged")
+
+_DESCRIPTIONS = {
+    401: "Missing or unknown API key",
+    403: "The key lacks the scope",
+    404: "Not found",
+    413: "Batch over the limit",
+    422: "Invalid input; one detail per bad field, with its path",
+    503: "No model loaded for the route",
+}

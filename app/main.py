@@ -1,0 +1,51 @@
+"""create_app(): the service. The lifespan opens the registry and loads the models; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import install_error_handlers
+from app.observability import ObservabilityMiddleware, configure_logging
+from app.routers import churn, health, models
+from app.scoring.loaded import LoadedModels
+from app.settings import DEMO_KEY, Settings, get_settings
+from model_registry.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        configure_logging(settings.log_level)
+        if DEMO_KEY in settings.api_keys:
+            log.warning("accepting the local demo key %r with scopes %s; set CLM_API_KEYS in production",
+                        DEMO_KEY, settings.api_keys[DEMO_KEY])
+        registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
+        loaded = LoadedModels(
+            registry, settings.models, settings.alias,
+            threads=settings.booster_threads, exact_contributions=settings.exact_contributions,
+        )
+        await run_in_threadpool(loaded.load_all)
+        yield {"settings": settings, "models": loaded}
+
+    app = FastAPI(
+        title="Lifecycle Scoring Service",
+        version="1.0.0",
+        summary="Lead scoring, cross-sell matching, churn warning and effect diagnosis from MLflow-registered "
+        "XGBoost models.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(ObservabilityMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, churn.router, models.router):
+        app.include_router(router)
+    return app

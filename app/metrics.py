@@ -1,0 +1,48 @@
+"""Prometheus metrics, defined once. HTTP metrics carry the route template, never the raw path; model metrics
+carry model and version. With several worker processes set PROMETHEUS_MULTIPROC_DIR (multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+HTTP_REQUESTS = Counter(
+    "clm_http_requests_total", "HTTP requests by route template and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "clm_http_request_duration_seconds", "HTTP request latency by route template", ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_INFO = Gauge(
+    "clm_model_info", "Model versions being served (1 per loaded version)", ["model", "version", "alias"],
+    multiprocess_mode="liveall",
+)
+MODEL_LOAD_FAILURES = Counter(
+    "clm_model_load_failures_total", "Model versions refused: failed to load or to score their example",
+    ["model", "version"],
+)
+SCORED_RECORDS = Counter("clm_scored_records_total", "Records scored", ["model", "version"])
+CHURN_PROBABILITY = Histogram(
+    "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: this process's registry, or every worker's when multiprocess mode is on."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

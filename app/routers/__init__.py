@@ -1,0 +1,1 @@
+"""One router per use case: routes validate, delegate to app/scoring and return."""

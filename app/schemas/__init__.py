@@ -1,0 +1,1 @@
+"""API request and response models (the HTTP contract of API.md); database models live in app/models."""

@@ -1,0 +1,34 @@
+"""Churn warning: probability, risk level by the version's own thresholds, and reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import metrics
+from app.scoring.scorer import Scorer
+
+CHURN_MODEL = "clm-churn"
+
+
+def risk_level(probability: float, thresholds: dict[str, float]) -> str:
+    if probability >= thresholds["high"]:
+        return "high"
+    if probability >= thresholds["medium"]:
+        return "medium"
+    return "low"
+
+
+def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bool) -> list[dict[str, Any]]:
+    probabilities, factors = scorer.score(customers, "customers", explain)
+    thresholds = scorer.metadata["risk_levels"]
+    histogram = metrics.CHURN_PROBABILITY.labels(scorer.name, str(scorer.version))
+    results = []
+    for row, (customer, probability) in enumerate(zip(customers, probabilities.tolist(), strict=True)):
+        histogram.observe(probability)
+        results.append({
+            "customer_id": customer.get(scorer.id_field),
+            "churn_probability": round(probability, 6),
+            "risk_level": risk_level(probability, thresholds),
+            "top_factors": factors[row] if factors is not None else None,
+        })
+    return results

@@ -1,0 +1,121 @@
+"""A scorer: one loaded model version, turning API records into probabilities and per-field reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from app import metrics
+from app.errors import InvalidRecords
+from model_registry.bundle import ModelBundle
+from model_registry.contract import FieldError
+
+MAX_FACTORS = 5
+
+
+@dataclass
+class Scorer:
+    name: str
+    version: int
+    alias: str
+    loaded_at: datetime
+    bundle: ModelBundle
+    exact_contributions: bool = False
+    _blocks: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        contract = self.bundle.contract
+        # Features with no encoded column (every category rare) never contribute; reduceat needs them gone.
+        features = [i for i, f in enumerate(contract.features) if f.width > 0]
+        offsets = [contract.column_offsets[i] for i in features]
+        self._blocks = (np.asarray(features, dtype=np.intp), np.asarray(offsets, dtype=np.intp))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.bundle.metadata
+
+    @property
+    def id_field(self) -> str:
+        return self.bundle.contract.id_field
+
+    def encode(self, records: list[dict[str, Any]], path_prefix: str) -> npt.NDArray[np.float32]:
+        matrix, errors = self.bundle.contract.encode(records, path_prefix)
+        errors += field_errors_for_ids(records, self.id_field, path_prefix)
+        if errors:
+            raise InvalidRecords.from_field_errors(errors)
+        return matrix
+
+    def probabilities(self, matrix: npt.NDArray[np.float32], booster: str = "model") -> npt.NDArray[np.float64]:
+        return np.asarray(self.bundle.boosters[booster].inplace_predict(matrix), dtype=np.float64)
+
+    def contributions(self, matrix: npt.NDArray[np.float32], booster: str = "model") -> npt.NDArray[np.float32]:
+        """Per-field log-odds contributions (rows x contract features), one-hot blocks summed per field."""
+        raw = self.bundle.boosters[booster].predict(
+            xgb.DMatrix(matrix, missing=np.nan),
+            pred_contribs=True,
+            approx_contribs=not self.exact_contributions,
+            validate_features=False,
+        )[:, :-1]  # the last column is the bias
+        features, offsets = self._blocks
+        per_field = np.zeros((matrix.shape[0], len(self.bundle.contract.features)), dtype=np.float32)
+        if len(offsets):
+            per_field[:, features] = np.add.reduceat(raw, offsets, axis=1)
+        return per_field
+
+    def top_factors(
+        self, matrix: npt.NDArray[np.float32], records: list[dict[str, Any]], booster: str = "model"
+    ) -> list[list[dict[str, Any]]]:
+        """Up to five reasons per record, largest |impact| first, named by API field with the value seen."""
+        per_field = self.contributions(matrix, booster)
+        order = np.argsort(-np.abs(per_field), axis=1, kind="stable")[:, :MAX_FACTORS]
+        contract = self.bundle.contract
+        factors = []
+        for row, record in enumerate(records):
+            reasons = []
+            for feature_index in order[row]:
+                impact = float(per_field[row, feature_index])
+                if impact == 0.0:
+                    break
+                reasons.append({
+                    "feature": contract.features[feature_index].name,
+                    "value": contract.display_value(record, int(feature_index)),
+                    "impact": round(impact, 6),
+                })
+            factors.append(reasons)
+        return factors
+
+    def score(
+        self, records: list[dict[str, Any]], path_prefix: str, explain: bool, booster: str = "model"
+    ) -> tuple[npt.NDArray[np.float64], list[list[dict[str, Any]]] | None]:
+        """Probabilities for a batch, and its reasons when asked for."""
+        matrix = self.encode(records, path_prefix)
+        probabilities = self.probabilities(matrix, booster)
+        factors = self.top_factors(matrix, records, booster) if explain else None
+        metrics.SCORED_RECORDS.labels(self.name, str(self.version)).inc(len(records))
+        return probabilities, factors
+
+    def check(self) -> None:
+        """Score the example stored at training and compare: a version that scores differently is refused."""
+        example = self.metadata.get("check")
+        if not example:
+            return
+        for booster, expected in example["probabilities"].items():
+            matrix = self.encode(example["records"], "check")
+            got = self.probabilities(matrix, booster)
+            if not np.allclose(got, expected, atol=1e-5):
+                raise ValueError(f"{self.name} v{self.version} scores its stored example differently")
+
+
+def field_errors_for_ids(records: list[dict[str, Any]], id_field: str, path_prefix: str) -> list[FieldError]:
+    """IDs must be strings or integers when present: they are echoed back and used as keys."""
+    errors = []
+    for row, record in enumerate(records):
+        value = record.get(id_field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            errors.append(FieldError(f"{path_prefix}[{row}].{id_field}", "must be a string or an integer"))
+    return errors

@@ -1,0 +1,49 @@
+"""The service's settings: one validated class, read from `CLM_*` variables (and MLFLOW_TRACKING_URI)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from model_registry.settings import RegistrySettings
+
+Scope = Literal["score", "admin"]
+DEMO_KEY = "demo-key"
+
+
+class Settings(RegistrySettings):
+    model_config = SettingsConfigDict(env_prefix="CLM_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port to serve on.")
+    api_keys: dict[str, list[Scope]] = Field(
+        default={DEMO_KEY: ["score", "admin"]},
+        description='JSON map of API key to scopes, e.g. {"k1": ["score"]}. The default is the local demo key.',
+    )
+    models: list[str] = Field(
+        default=["clm-churn"],
+        description="Registered models to serve; /readyz is 503 until each has its champion loaded.",
+    )
+    alias: str = Field(default="champion", description="The alias that is served.")
+    max_batch: int = Field(default=1000, ge=1, description="Most records in one scoring request (413 above).")
+    exact_contributions: bool = Field(
+        default=False,
+        description="Exact TreeSHAP reasons instead of XGBoost's approximate contributions (see README).",
+    )
+    booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
+    log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_not_empty(cls, value: dict[str, list[Scope]]) -> dict[str, list[Scope]]:
+        if not value:
+            raise ValueError("at least one API key is needed")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

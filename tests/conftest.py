@@ -1,0 +1,67 @@
+"""A real MLflow registry in a temporary directory, real XGBoost models trained on the real data, the real app.
+
+Models are trained once per session with few rounds (small, fast, still real); tests build their own app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from model_registry.registry import ModelRegistry
+from training.spec import ModelSpec, find_spec
+
+DATA_DIR = Path(os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SCORE_KEY, ADMIN_KEY, SCORE_ONLY_KEY = "test-admin", "test-admin", "test-score"
+API_KEYS = {"test-admin": ["score", "admin"], "test-score": ["score"]}
+
+
+def small(spec: ModelSpec) -> ModelSpec:
+    """The spec with a short fit: real trees on the real data, in seconds."""
+    return spec.model_copy(update={"training": spec.training.model_copy(update={"max_rounds": 60,
+                                                                               "early_stopping_rounds": 20})})
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "telco_churn").is_dir():
+        pytest.fail(f"the shared data is not at {DATA_DIR}; set CLM_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    root = tmp_path_factory.mktemp("registry")
+    return ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def churn_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.binary import train_binary
+
+    ref, _ = train_binary(small(find_spec("churn")), data_dir, registry)
+    return ref.version
+
+
+def make_settings(registry: ModelRegistry, models: list[str], **overrides: object) -> Settings:
+    return Settings(
+        mlflow_tracking_uri=registry.tracking_uri,
+        artifact_root=Path(registry.artifact_root or "."),
+        api_keys=API_KEYS,
+        models=models,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def client(registry: ModelRegistry, churn_version: int) -> Iterator[TestClient]:
+    """The app serving every model trained for the session."""
+    with TestClient(create_app(make_settings(registry, ["clm-churn"]))) as test_client:
+        test_client.headers["X-API-Key"] = SCORE_KEY
+        yield test_client
