@@ -86,6 +86,8 @@ def train_binary(
             figures["grades_fall_strictly"] = float(bool(np.all(np.diff(table["positive_rate"].to_numpy()) < 0)))
             _grade_chart(table, spec)
         metadata["holdout"] = figures
+        # A few holdout rows and their scores: a freshly loaded version must reproduce them before it serves.
+        metadata["check"] = {"records": dataset.records(hold)[:5], "probabilities": {MODEL_KEY: p_hold[:5].tolist()}}
         log_figures(figures)
         log_tables(tables)
         with tempfile.TemporaryDirectory() as tmp:
