@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from app.observability import request_id_var
+from app.prediction_log import RequestPredictions
 from app.scoring.loaded import LoadedModels
 from app.settings import Settings
 
@@ -26,3 +29,20 @@ def _request_id() -> str:
 ModelsDep = Annotated[LoadedModels, Depends(_models)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RequestIdDep = Annotated[str, Depends(_request_id)]
+
+
+def _session(request: Request) -> Iterator[Session]:
+    """One session per request, committed when the route returns (before the response), rolled back if it raises.
+
+    A session opens no connection until its first query, so routes that need none pay nothing.
+    """
+    with request.state.database.session() as session:
+        yield session
+
+
+def _prediction_log(request: Request) -> RequestPredictions:
+    return RequestPredictions(request.state.prediction_log, request.scope["route"].path, request_id_var.get())
+
+
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
+PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]

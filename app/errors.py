@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas.common import ErrorBody
@@ -57,6 +59,10 @@ class ModelNotLoaded(ServiceError):
     status_code, code = 503, "model_not_loaded"
 
 
+class StoreUnavailable(ServiceError):
+    status_code, code = 503, "store_unavailable"
+
+
 def envelope(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
     return JSONResponse(
         status_code=status, content={"error": {"code": code, "message": message, "details": details or []}}
@@ -91,6 +97,15 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return envelope(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable or refusing connections: a condition to retry, not a bug.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        error = StoreUnavailable("the customer store is unavailable; retry shortly")
+        return envelope(error.status_code, error.code, error.message)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
@@ -102,5 +117,5 @@ _DESCRIPTIONS = {
     404: "Not found",
     413: "Batch over the limit",
     422: "Invalid input; one detail per bad field, with its path",
-    503: "No model loaded for the route",
+    503: "No model loaded for the route, or the customer store is unavailable",
 }

@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app.db import Database
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
-from app.routers import churn, health, models
+from app.prediction_log import PredictionLog
+from app.routers import churn, customers, health, models, outcomes
 from app.scoring.loaded import LoadedModels
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
@@ -35,7 +37,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             threads=settings.booster_threads, exact_contributions=settings.exact_contributions,
         )
         await run_in_threadpool(loaded.load_all)
-        yield {"settings": settings, "models": loaded}
+        database = Database(settings.database_url)
+        await run_in_threadpool(database.upgrade)
+        prediction_log = PredictionLog(
+            database.sessions, capacity=settings.prediction_log_capacity, batch_size=settings.prediction_log_batch,
+            interval=settings.prediction_log_interval,
+        )
+        prediction_log.start()
+        try:
+            yield {"settings": settings, "models": loaded, "database": database, "prediction_log": prediction_log}
+        finally:
+            await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
+            database.dispose()
 
     app = FastAPI(
         title="Lifecycle Scoring Service",
@@ -46,6 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
-    for router in (health.router, churn.router, models.router):
+    for router in (health.router, churn.router, models.router, customers.router, outcomes.router):
         app.include_router(router)
     return app

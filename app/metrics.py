@@ -25,6 +25,19 @@ HTTP_LATENCY = Histogram(
     "clm_http_request_duration_seconds", "HTTP request latency by route template", ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
+PREDICTION_LOG_BUFFERED = Gauge(
+    "clm_prediction_log_buffered", "Prediction-log rows served but not yet written to the database",
+    multiprocess_mode="livesum",
+)
+PREDICTION_LOG_WRITTEN = Counter("clm_prediction_log_written_total", "Prediction-log rows written")
+PREDICTION_LOG_DROPPED = Counter(
+    "clm_prediction_log_dropped_total",
+    "Prediction-log rows lost: buffer full (overflow), unwritten at shutdown, or refused by the database",
+    ["reason"],
+)
+PREDICTION_LOG_WRITE_FAILURES = Counter(
+    "clm_prediction_log_write_failures_total", "Prediction-log writes that failed and will be retried"
+)
 MODEL_INFO = Gauge(
     "clm_model_info", "Model versions being served (1 per loaded version)", ["model", "version", "alias"],
     multiprocess_mode="liveall",

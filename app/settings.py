@@ -35,6 +35,22 @@ class Settings(RegistrySettings):
     )
     booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
     log_level: str = Field(default="INFO", description="Python log level.")
+    database_url: str = Field(
+        default="sqlite:///var/clm.db",
+        description="Customer store, prediction log and outcomes: SQLite here, postgresql+psycopg://... in production.",
+    )
+    prediction_log_capacity: int = Field(
+        default=100_000, ge=1,
+        description="Prediction-log rows held in memory while the database is slow or down; beyond, rows are "
+        "dropped and counted (clm_prediction_log_dropped_total).",
+    )
+    prediction_log_batch: int = Field(default=1000, ge=1, description="Most prediction-log rows per write.")
+    prediction_log_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between prediction-log writes (sooner when a batch is full)."
+    )
+    prediction_log_shutdown_timeout: float = Field(
+        default=10.0, ge=0, description="Seconds the shutdown waits for the prediction log to be written."
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -3,11 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep
 from app.errors import error_response_doc
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.churn import CHURN_MODEL, score_customers
+from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
+from app.scoring.store import fill_from_store
 
 router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope])
 
@@ -17,13 +18,18 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope]
     response_model=ChurnResponse,
     summary="Churn probability, risk level and reasons for a batch of customers",
     operation_id="score_churn",
-    responses=error_response_doc(401, 403, 413, 422, 503),
+    responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
-def score_churn(body: ChurnRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep) -> ChurnResponse:
-    """Score 1–1,000 customers with the champion churn model; results come in request order."""
+def score_churn(
+    body: ChurnRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep, session: SessionDep,
+    log_predictions: PredictionLogDep,
+) -> ChurnResponse:
+    """Score 1–1,000 customers (whole records, or stored customers by `customer_id`); results in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
-    results = score_customers(scorer, body.customers, body.explain)
+    customers = fill_from_store(session, body.customers, scorer, "customers")
+    results = score_customers(scorer, customers, body.explain)
+    log_predictions(scorer, churn_predictions(results))
     return ChurnResponse.model_validate({
         "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
         "request_id": request_id,
