@@ -19,13 +19,17 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope]
     operation_id="score_churn",
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
-def score_churn(body: ChurnRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep) -> ChurnResponse:
+def score_churn(
+    body: ChurnRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+) -> ChurnResponse:
     """Score 1–1,000 customers with the champion churn model; results come in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
     results = score_customers(scorer, body.customers, body.explain)
-    return ChurnResponse.model_validate({
-        "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-        "request_id": request_id,
-        "results": results,
-    })
+    return ChurnResponse.model_validate(
+        {
+            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
+            "request_id": request_id,
+            "results": results,
+        }
+    )
