@@ -11,7 +11,9 @@ from fastapi.security import APIKeyHeader
 from app.errors import Forbidden, Unauthorized
 from app.settings import Scope
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key; scopes: score, admin")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key; scopes: score, admin"
+)
 
 
 def _scopes_of(request: Request, key: str | None) -> list[Scope]:

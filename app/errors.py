@@ -111,6 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", exc_info=exc)
         return envelope(500, "internal_error", "the service failed to handle the request; it has been logged")
 
+
 _DESCRIPTIONS = {
     401: "Missing or unknown API key",
     403: "The key lacks the scope",

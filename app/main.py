@@ -29,12 +29,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         configure_logging(settings.log_level)
         if DEMO_KEY in settings.api_keys:
-            log.warning("accepting the local demo key %r with scopes %s; set CLM_API_KEYS in production",
-                        DEMO_KEY, settings.api_keys[DEMO_KEY])
+            log.warning(
+                "accepting the local demo key %r with scopes %s; set CLM_API_KEYS in production",
+                DEMO_KEY,
+                settings.api_keys[DEMO_KEY],
+            )
         registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
         loaded = LoadedModels(
-            registry, settings.models, settings.alias,
-            threads=settings.booster_threads, exact_contributions=settings.exact_contributions,
+            registry,
+            settings.models,
+            settings.alias,
+            threads=settings.booster_threads,
+            exact_contributions=settings.exact_contributions,
         )
         await run_in_threadpool(loaded.load_all)
         database = Database(settings.database_url)

@@ -22,7 +22,9 @@ HTTP_REQUESTS = Counter(
     "clm_http_requests_total", "HTTP requests by route template and status", ["method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "clm_http_request_duration_seconds", "HTTP request latency by route template", ["method", "route", "status"],
+    "clm_http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
 PREDICTION_LOG_BUFFERED = Gauge(
@@ -39,11 +41,14 @@ PREDICTION_LOG_WRITE_FAILURES = Counter(
     "clm_prediction_log_write_failures_total", "Prediction-log writes that failed and will be retried"
 )
 MODEL_INFO = Gauge(
-    "clm_model_info", "Model versions being served (1 per loaded version)", ["model", "version", "alias"],
+    "clm_model_info",
+    "Model versions being served (1 per loaded version)",
+    ["model", "version", "alias"],
     multiprocess_mode="liveall",
 )
 MODEL_LOAD_FAILURES = Counter(
-    "clm_model_load_failures_total", "Model versions refused: failed to load or to score their example",
+    "clm_model_load_failures_total",
+    "Model versions refused: failed to load or to score their example",
     ["model", "version"],
 )
 SCORED_RECORDS = Counter("clm_scored_records_total", "Records scored", ["model", "version"])

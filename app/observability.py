@@ -83,7 +83,10 @@ class ObservabilityMiddleware:
             metrics.HTTP_REQUESTS.labels(*labels).inc()
             metrics.HTTP_LATENCY.labels(*labels).observe(elapsed)
             access_log.info(
-                "%s %s %d", scope["method"], template, status,
+                "%s %s %d",
+                scope["method"],
+                template,
+                status,
                 extra={"path": scope["path"], "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
             request_id_var.reset(token)

@@ -115,20 +115,26 @@ class FeatureContract:
         matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         errors: list[FieldError] = []
         for row, record in enumerate(records):
-            for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
+            for feature, offset, index in zip(
+                self.features, self._offsets, self._category_index, strict=True
+            ):
                 value = record.get(feature.name)
                 if feature.kind == "numeric":
                     number = _as_number(value)
                     if number is _INVALID:
                         errors.append(
-                            FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a finite number or null")
+                            FieldError(
+                                f"{path_prefix}[{row}].{feature.name}", "must be a finite number or null"
+                            )
                         )
                         continue
                     matrix[row, offset] = np.nan if number is None else number
                     continue
                 category = _as_category(value)
                 if category is _INVALID:
-                    errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a string or null"))
+                    errors.append(
+                        FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a string or null")
+                    )
                     continue
                 position = index.get(category) if isinstance(category, str) else None
                 if position is None:
@@ -149,7 +155,7 @@ class FeatureContract:
 _INVALID = object()
 
 
-def _as_number(value: Any) -> float | None | object:
+def _as_number(value: Any) -> float | object | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -160,7 +166,7 @@ def _as_number(value: Any) -> float | None | object:
     return _INVALID
 
 
-def _as_category(value: Any) -> str | None | object:
+def _as_category(value: Any) -> str | object | None:
     if value is None:
         return None
     if isinstance(value, str):

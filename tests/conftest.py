@@ -17,15 +17,18 @@ from app.settings import Settings
 from model_registry.registry import ModelRegistry
 from training.spec import ModelSpec, find_spec
 
-DATA_DIR = Path(os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(
+    os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 SCORE_KEY, ADMIN_KEY, SCORE_ONLY_KEY = "test-admin", "test-admin", "test-score"
 API_KEYS = {"test-admin": ["score", "admin"], "test-score": ["score"]}
 
 
 def small(spec: ModelSpec) -> ModelSpec:
     """The spec with a short fit: real trees on the real data, in seconds."""
-    return spec.model_copy(update={"training": spec.training.model_copy(update={"max_rounds": 60,
-                                                                               "early_stopping_rounds": 20})})
+    return spec.model_copy(
+        update={"training": spec.training.model_copy(update={"max_rounds": 60, "early_stopping_rounds": 20})}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 MODEL_KEY = "model"
 
 
-def grade_cutoffs(spec: GradeSpec, p_val: npt.NDArray[np.floating], y_val: npt.ArrayLike) -> list[dict[str, Any]]:
+def grade_cutoffs(
+    spec: GradeSpec, p_val: npt.NDArray[np.floating], y_val: npt.ArrayLike
+) -> list[dict[str, Any]]:
     """Grade cut-offs from the validation rows: A holds the top `shares['A']` of leads, and so on; each grade
     records the conversion observed in it there, which is what the grade promises."""
     y_arr = np.asarray(y_val, dtype=float)
@@ -35,13 +37,25 @@ def grade_cutoffs(spec: GradeSpec, p_val: npt.NDArray[np.floating], y_val: npt.A
         cumulative += share
         cutoff = float(np.quantile(p_val, 1 - cumulative))
         in_grade = (p_val >= cutoff) & (p_val < upper) if grades else p_val >= cutoff
-        grades.append({"grade": grade, "min_probability": cutoff, "share": share,
-                       "expected_conversion": float(y_arr[in_grade].mean())})
+        grades.append(
+            {
+                "grade": grade,
+                "min_probability": cutoff,
+                "share": share,
+                "expected_conversion": float(y_arr[in_grade].mean()),
+            }
+        )
         upper = cutoff
     rest = p_val < upper
     last = chr(ord(grades[-1]["grade"]) + 1)
-    grades.append({"grade": last, "min_probability": 0.0, "share": round(1 - cumulative, 6),
-                   "expected_conversion": float(y_arr[rest].mean())})
+    grades.append(
+        {
+            "grade": last,
+            "min_probability": 0.0,
+            "share": round(1 - cumulative, 6),
+            "expected_conversion": float(y_arr[rest].mean()),
+        }
+    )
     return grades
 
 
@@ -70,11 +84,17 @@ def train_binary(
         p_hold = np.asarray(booster.inplace_predict(matrix[hold]), dtype=np.float64)
 
         figures = binary_figures(y[hold], p_hold)
-        metadata: dict[str, Any] = {"use_case": spec.use_case, "line": spec.line, "description": spec.description}
+        metadata: dict[str, Any] = {
+            "use_case": spec.use_case,
+            "line": spec.line,
+            "description": spec.description,
+        }
         tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
         if spec.risk is not None:
             metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
-            levels = np.where(p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low"))
+            levels = np.where(
+                p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low")
+            )
             tables["holdout_risk_levels"] = _rate_by(levels, y[hold], "risk_level")
         if spec.grades is not None:
             grades = grade_cutoffs(spec.grades, p_val, y[val])
@@ -83,23 +103,40 @@ def train_binary(
             tables["holdout_grades"] = table
             for grade, rate in table["positive_rate"].items():
                 figures[f"grade_{grade}_positive_rate"] = float(rate)
-            figures["grades_fall_strictly"] = float(bool(np.all(np.diff(table["positive_rate"].to_numpy()) < 0)))
+            figures["grades_fall_strictly"] = float(
+                bool(np.all(np.diff(table["positive_rate"].to_numpy()) < 0))
+            )
             _grade_chart(table, spec)
         metadata["holdout"] = figures
         # A few holdout rows and their scores: a freshly loaded version must reproduce them before it serves.
-        metadata["check"] = {"records": dataset.records(hold)[:5], "probabilities": {MODEL_KEY: p_hold[:5].tolist()}}
+        metadata["check"] = {
+            "records": dataset.records(hold)[:5],
+            "probabilities": {MODEL_KEY: p_hold[:5].tolist()},
+        }
         log_figures(figures)
         log_tables(tables)
         with tempfile.TemporaryDirectory() as tmp:
-            mlflow.log_artifact(str(lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")), "plots")
             mlflow.log_artifact(
-                str(calibration_chart(y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration")),
+                str(lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")), "plots"
+            )
+            mlflow.log_artifact(
+                str(
+                    calibration_chart(
+                        y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration"
+                    )
+                ),
                 "plots",
             )
         bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
         example = pd.DataFrame(matrix[hold][:5], columns=contract.column_names)
-        ref = publish(registry, spec, bundle, primary_booster=MODEL_KEY, input_example=example,
-                      as_challenger=as_challenger)
+        ref = publish(
+            registry,
+            spec,
+            bundle,
+            primary_booster=MODEL_KEY,
+            input_example=example,
+            as_challenger=as_challenger,
+        )
     log.info("%s version %d: holdout ROC AUC %.4f", spec.registered_model, ref.version, figures["roc_auc"])
     return ref, figures
 

@@ -16,7 +16,9 @@ from model_registry.settings import RegistrySettings
 from training.binary import train_binary
 from training.spec import ModelSpec, all_specs, find_spec
 
-app = typer.Typer(help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True
+)
 models_app = typer.Typer(help="What the registry holds.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 log = logging.getLogger("clm")
@@ -91,7 +93,9 @@ def list_models() -> None:
         for ref in registry.versions(name):
             auc = ref.tags.get("holdout.roc_auc", "?")
             aliases = ",".join(ref.aliases) or "-"
-            typer.echo(f"  version {ref.version:<4} {aliases:<22} roc_auc={auc:<10} {ref.created_at:%Y-%m-%d %H:%M}")
+            typer.echo(
+                f"  version {ref.version:<4} {aliases:<22} roc_auc={auc:<10} {ref.created_at:%Y-%m-%d %H:%M}"
+            )
 
 
 @app.command()

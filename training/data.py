@@ -59,7 +59,11 @@ def read_frame(spec: ModelSpec, data_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: set CLM_DATA_DIR to the folder holding {spec.data.file}")
     frame = pd.read_csv(
-        path, sep=spec.data.separator, na_values=spec.data.missing_values, keep_default_na=True, low_memory=False
+        path,
+        sep=spec.data.separator,
+        na_values=spec.data.missing_values,
+        keep_default_na=True,
+        low_memory=False,
     )
     if spec.data.id_column == ROW_NUMBER:
         frame[ROW_NUMBER] = np.arange(len(frame))
@@ -97,16 +101,25 @@ def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = No
             features[column] = features[column].astype("string")
     features = features.rename(columns=api_name)
     holdout = np.fromiter((is_holdout(i) for i in ids), dtype=bool, count=len(ids))
-    validation = np.fromiter(
-        (is_validation(i, spec.training.validation_share) for i in ids), dtype=bool, count=len(ids)
-    ) & ~holdout
+    validation = (
+        np.fromiter(
+            (is_validation(i, spec.training.validation_share) for i in ids), dtype=bool, count=len(ids)
+        )
+        & ~holdout
+    )
     log.info(
         "%s: %d rows (%d train, %d validation, %d holdout), %d features, positive rate %.3f",
-        spec.data.file, len(frame), (~holdout & ~validation).sum(), validation.sum(), holdout.sum(),
-        features.shape[1], target.mean(),
+        spec.data.file,
+        len(frame),
+        (~holdout & ~validation).sum(),
+        validation.sum(),
+        holdout.sum(),
+        features.shape[1],
+        target.mean(),
     )
-    return Dataset(features=features, target=target, ids=ids, holdout=holdout, validation=validation,
-                   dropped=dropped)
+    return Dataset(
+        features=features, target=target, ids=ids, holdout=holdout, validation=validation, dropped=dropped
+    )
 
 
 def build_contract(dataset: Dataset, id_name: str, min_category_count: int) -> FeatureContract:

@@ -57,8 +57,11 @@ def publish(
     registry.set_version_tags(
         spec.registered_model,
         ref.version,
-        {f"holdout.{k}": round(v, 6) for k, v in bundle.metadata.get("holdout", {}).items()
-         if isinstance(v, int | float)},
+        {
+            f"holdout.{k}": round(v, 6)
+            for k, v in bundle.metadata.get("holdout", {}).items()
+            if isinstance(v, int | float)
+        },
     )
     if registry.resolve(spec.registered_model, CHAMPION) is None:
         registry.set_alias(spec.registered_model, CHAMPION, ref.version)

@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 
 class LoadedModels:
     def __init__(
-        self, registry: ModelRegistry, names: list[str], alias: str, *, threads: int, exact_contributions: bool
+        self,
+        registry: ModelRegistry,
+        names: list[str],
+        alias: str,
+        *,
+        threads: int,
+        exact_contributions: bool,
     ) -> None:
         self.registry = registry
         self.names = list(names)
@@ -67,7 +73,11 @@ class LoadedModels:
         try:
             bundle = self.registry.load(name, ref.version, nthread=self.threads)
             scorer = Scorer(
-                name=name, version=ref.version, alias=self.alias, loaded_at=datetime.now(UTC), bundle=bundle,
+                name=name,
+                version=ref.version,
+                alias=self.alias,
+                loaded_at=datetime.now(UTC),
+                bundle=bundle,
                 exact_contributions=self.exact_contributions,
             )
             scorer.check()
@@ -80,6 +90,11 @@ class LoadedModels:
         if previous is not None:
             metrics.MODEL_INFO.remove(name, str(previous.version), self.alias)
         metrics.MODEL_INFO.labels(name, str(scorer.version), self.alias).set(1)
-        log.info("serving %s version %d (%s)", name, scorer.version, self.alias,
-                 extra={"model": name, "version": scorer.version})
+        log.info(
+            "serving %s version %d (%s)",
+            name,
+            scorer.version,
+            self.alias,
+            extra={"model": name, "version": scorer.version},
+        )
         return scorer
