@@ -1,0 +1,88 @@
+"""GET /v1/customers/{customer_id}/profile: the call-centre view of a stored Telco customer."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.models import PredictionRow
+from tests.test_prediction_log import wait_until
+
+
+def profile(client: TestClient, customer_id: str) -> dict:
+    response = client.get(f"/v1/customers/{customer_id}/profile")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_stored_customer_profile_has_every_part_with_its_model_version_and_feature_age(
+    store_client: TestClient, churn_version: int
+) -> None:
+    body = profile(store_client, "7590-VHVEG")
+    churn_ref = {"name": "clm-churn", "version": churn_version, "alias": "champion"}
+    assert body["customer_id"] == "7590-VHVEG"
+    for part in ("churn", "offers", "lifecycle", "value", "next_best_action"):
+        assert body[part]["features_age_seconds"] >= 0
+        assert body[part]["features_as_of"] == body["churn"]["features_as_of"]
+    assert body["churn"]["models"] == [churn_ref]
+    assert body["lifecycle"]["models"] == [churn_ref]
+    assert body["value"]["models"] == []  # a rule on stored data, no model behind it
+    assert churn_ref in body["next_best_action"]["models"]
+    assert body["lifecycle"]["stage"] in {"A", "B", "C", "D", "E"}
+    assert body["value"]["tier"] in {"high", "mid", "low"}
+    action = body["next_best_action"]
+    assert action["script"]
+    assert action["risk_level"] == body["churn"]["risk_level"]
+    assert action["value_tier"] == body["value"]["tier"]
+
+
+def test_the_profile_churn_part_is_the_score_the_churn_route_gives(store_client: TestClient) -> None:
+    churn = profile(store_client, "7590-VHVEG")["churn"]
+    scored = store_client.post("/v1/churn/score", json={"customers": [{"customer_id": "7590-VHVEG"}]})
+    (result,) = scored.json()["results"]
+    assert churn["churn_probability"] == result["churn_probability"]
+    assert churn["risk_level"] == result["risk_level"]
+    assert churn["top_factors"] == result["top_factors"]
+
+
+def test_without_a_product_model_the_offers_part_says_so_and_the_rest_stands(store_client: TestClient) -> None:
+    body = profile(store_client, "7590-VHVEG")
+    offers = body["offers"]
+    assert offers["available"] is False
+    assert "clm-products" in offers["message"]
+    assert offers["recommendations"] == []
+    assert offers["intent"] == "unknown"
+    assert body["next_best_action"]["action"] in {"retention_care", "nurture"}
+
+
+def test_a_customer_with_a_recorded_churn_is_in_the_exit_stage(store_client: TestClient) -> None:
+    posted = store_client.post(
+        "/v1/outcomes", json={"outcomes": [{"event": "customer_churned", "record_id": "9237-HQITU"}]}
+    )
+    assert posted.status_code == 200, posted.text
+    body = profile(store_client, "9237-HQITU")
+    assert body["lifecycle"]["stage"] == "E"
+    assert body["lifecycle"]["name"] == "exit"
+    assert body["next_best_action"]["action"] in {"win_back", "no_action"}
+
+
+def test_an_unknown_customer_is_a_404(store_client: TestClient) -> None:
+    response = store_client.get("/v1/customers/NO-SUCH/profile")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_each_profile_served_is_logged_as_a_churn_score(store_client: TestClient, churn_version: int) -> None:
+    request_id = uuid.uuid4().hex
+    response = store_client.get("/v1/customers/7590-VHVEG/profile", headers={"X-Request-ID": request_id})
+    churn = response.json()["churn"]
+    prediction_log = store_client.app_state["prediction_log"]
+    wait_until(lambda: prediction_log.pending == 0, "the log to be written")
+    with store_client.app_state["database"].session() as session:
+        rows = session.scalars(select(PredictionRow).where(PredictionRow.request_id == request_id)).all()
+    assert [(r.route, r.model, r.version, r.record_id, r.score, r.label) for r in rows] == [
+        ("/v1/customers/{customer_id}/profile", "clm-churn", churn_version, "7590-VHVEG",
+         churn["churn_probability"], churn["risk_level"])
+    ]
