@@ -18,7 +18,9 @@ from app.ingest import BatchDone, IngestReport, ingest_customers
 from app.settings import Settings
 from training.cli import app as clm
 
-ingest_app = typer.Typer(help="Load records into the service's database (CLM_DATABASE_URL).", no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Load records into the service's database (CLM_DATABASE_URL).", no_args_is_help=True
+)
 clm.add_typer(ingest_app, name="ingest")
 log = logging.getLogger("clm.ingest")
 
@@ -55,19 +57,34 @@ def ingest_customers_command(
 def _show_progress(batch: BatchDone) -> None:
     of = f"/{batch.batches}" if batch.batches else ""
     counts = batch.counts
-    log.info("batch %d%s (lines %d-%d): %d new, %d updated, %d unchanged, %d rejected", batch.number, of,
-             batch.first_line, batch.last_line, counts.inserted, counts.updated, counts.unchanged, batch.rejected)
+    log.info(
+        "batch %d%s (lines %d-%d): %d new, %d updated, %d unchanged, %d rejected",
+        batch.number,
+        of,
+        batch.first_line,
+        batch.last_line,
+        counts.inserted,
+        counts.updated,
+        counts.unchanged,
+        batch.rejected,
+    )
 
 
 def _summarise(file: Path, report: IngestReport, seconds: float, rejects: Path | None) -> None:
     if report.ignored_columns:
         typer.echo(f"ignored columns (not stored fields): {', '.join(report.ignored_columns)}", err=True)
     if report.missing_columns:
-        typer.echo(f"columns not in the file (stored as missing): {', '.join(report.missing_columns)}", err=True)
+        typer.echo(
+            f"columns not in the file (stored as missing): {', '.join(report.missing_columns)}", err=True
+        )
     for rejected in report.rejected[:SHOWN_REJECTS]:
-        typer.echo(f"rejected line {rejected.line} ({rejected.customer_id}): {'; '.join(rejected.reasons)}", err=True)
+        typer.echo(
+            f"rejected line {rejected.line} ({rejected.customer_id}): {'; '.join(rejected.reasons)}", err=True
+        )
     if len(report.rejected) > SHOWN_REJECTS and rejects is None:
-        typer.echo(f"... and {len(report.rejected) - SHOWN_REJECTS} more: pass --rejects FILE for all", err=True)
+        typer.echo(
+            f"... and {len(report.rejected) - SHOWN_REJECTS} more: pass --rejects FILE for all", err=True
+        )
     if rejects is not None:
         with rejects.open("w", newline="") as handle:
             writer = csv.writer(handle)

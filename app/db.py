@@ -56,7 +56,9 @@ class Database:
 
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True}  # a connection broken by an outage is replaced, not used
+    options: dict[str, Any] = {
+        "pool_pre_ping": True
+    }  # a connection broken by an outage is replaced, not used
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):

@@ -63,7 +63,9 @@ class StoreUnavailable(ServiceError):
     status_code, code = 503, "store_unavailable"
 
 
-def envelope(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+def envelope(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
     return JSONResponse(
         status_code=status, content={"error": {"code": code, "message": message, "details": details or []}}
     )

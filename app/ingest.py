@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +29,8 @@ def _blank_is_missing(value: Any) -> Any:
 
 
 Category = Annotated[
-    Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None, BeforeValidator(_blank_is_missing)
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None,
+    BeforeValidator(_blank_is_missing),
 ]
 Flag = Annotated[Annotated[int, Field(ge=0, le=1)] | None, BeforeValidator(_blank_is_missing)]
 Months = Annotated[Annotated[int, Field(ge=0, le=1200)] | None, BeforeValidator(_blank_is_missing)]
@@ -110,7 +111,7 @@ def ingest_customers(
     return report
 
 
-def _check_header(columns: list[str] | None) -> IngestReport:
+def _check_header(columns: Sequence[str] | None) -> IngestReport:
     names = [api_name(c) for c in columns or []]
     if "customer_id" not in names:
         raise ValueError(f"no customerID / customer_id column; the header is {columns}")
@@ -127,7 +128,7 @@ def _numbered_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str,
         record = {names[k]: v for k, v in row.items() if k in names}
         problem = None
         if None in row:  # DictReader files surplus values under the key None
-            problem = f"row: {len(names) + len(row[None])} values for {len(names)} columns"  # type: ignore[index]
+            problem = f"row: {len(names) + len(row[None])} values for {len(names)} columns"
         elif any(v is None for v in row.values()):  # and fills missing trailing values with None
             problem = f"row: fewer values than the {len(names)} columns"
         yield reader.line_num, record, problem
@@ -139,8 +140,12 @@ def _count_lines(path: Path) -> int:
 
 
 def _ingest_batch(
-    database: Database, chunk: list[tuple[int, dict[str, Any], str | None]], report: IngestReport, number: int,
-    batches: int | None, progress: Callable[[BatchDone], None],
+    database: Database,
+    chunk: list[tuple[int, dict[str, Any], str | None]],
+    report: IngestReport,
+    number: int,
+    batches: int | None,
+    progress: Callable[[BatchDone], None],
 ) -> None:
     valid: dict[str, dict[str, Any]] = {}
     rejected_before = len(report.rejected)
@@ -163,7 +168,9 @@ def _ingest_batch(
     report.inserted += counts.inserted
     report.updated += counts.updated
     report.unchanged += counts.unchanged
-    progress(BatchDone(number, batches, chunk[0][0], chunk[-1][0], counts, len(report.rejected) - rejected_before))
+    progress(
+        BatchDone(number, batches, chunk[0][0], chunk[-1][0], counts, len(report.rejected) - rejected_before)
+    )
 
 
 def _reasons(exc: ValidationError, raw: dict[str, Any]) -> list[str]:

@@ -46,12 +46,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.database_url)
         await run_in_threadpool(database.upgrade)
         prediction_log = PredictionLog(
-            database.sessions, capacity=settings.prediction_log_capacity, batch_size=settings.prediction_log_batch,
+            database.sessions,
+            capacity=settings.prediction_log_capacity,
+            batch_size=settings.prediction_log_batch,
             interval=settings.prediction_log_interval,
         )
         prediction_log.start()
         try:
-            yield {"settings": settings, "models": loaded, "database": database, "prediction_log": prediction_log}
+            yield {
+                "settings": settings,
+                "models": loaded,
+                "database": database,
+                "prediction_log": prediction_log,
+            }
         finally:
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
             database.dispose()

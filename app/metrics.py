@@ -28,7 +28,8 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PREDICTION_LOG_BUFFERED = Gauge(
-    "clm_prediction_log_buffered", "Prediction-log rows served but not yet written to the database",
+    "clm_prediction_log_buffered",
+    "Prediction-log rows served but not yet written to the database",
     multiprocess_mode="livesum",
 )
 PREDICTION_LOG_WRITTEN = Counter("clm_prediction_log_written_total", "Prediction-log rows written")

@@ -77,9 +77,15 @@ class PredictionLog:
         served_at = datetime.now(UTC)
         rows = [
             {
-                "id": uuid.uuid4(), "served_at": served_at, "route": route[:128], "model": model[:128],
-                "version": version, "record_id": None if p.record_id is None else str(p.record_id)[:128],
-                "item": p.item[:64], "score": p.score, "label": None if p.label is None else p.label[:32],
+                "id": uuid.uuid4(),
+                "served_at": served_at,
+                "route": route[:128],
+                "model": model[:128],
+                "version": version,
+                "record_id": None if p.record_id is None else str(p.record_id)[:128],
+                "item": p.item[:64],
+                "score": p.score,
+                "label": None if p.label is None else p.label[:32],
                 "request_id": request_id[:128],
             }
             for p in scores
@@ -92,8 +98,13 @@ class PredictionLog:
         metrics.PREDICTION_LOG_BUFFERED.set(size)
         if len(kept) < len(rows):
             metrics.PREDICTION_LOG_DROPPED.labels("overflow").inc(len(rows) - len(kept))
-            log.error("prediction log full (%d rows): %d rows of %s dropped", self.capacity, len(rows) - len(kept),
-                      model, extra={"model": model, "dropped": len(rows) - len(kept)})
+            log.error(
+                "prediction log full (%d rows): %d rows of %s dropped",
+                self.capacity,
+                len(rows) - len(kept),
+                model,
+                extra={"model": model, "dropped": len(rows) - len(kept)},
+            )
         if size >= self.batch_size:
             self._wake.set()
 
@@ -107,7 +118,9 @@ class PredictionLog:
         left = self.pending
         if left:
             metrics.PREDICTION_LOG_DROPPED.labels("shutdown").inc(left)
-            log.error("prediction log: %d rows could not be written before shutdown", left, extra={"dropped": left})
+            log.error(
+                "prediction log: %d rows could not be written before shutdown", left, extra={"dropped": left}
+            )
 
     def _run(self) -> None:
         delay = self.interval
@@ -141,8 +154,9 @@ class PredictionLog:
             metrics.PREDICTION_LOG_BUFFERED.set(size)
             if self._failing:
                 self._failing = False
-                log.info("prediction log: the database is back; writing the %d rows that waited",
-                         size + len(batch))
+                log.info(
+                    "prediction log: the database is back; writing the %d rows that waited", size + len(batch)
+                )
 
     def _write_batch(self, batch: list[dict[str, Any]]) -> None:
         try:
@@ -166,8 +180,11 @@ class PredictionLog:
         metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
         if not self._failing:
             self._failing = True
-            log.warning("prediction log: database unavailable (%s); %d rows wait in memory and are retried",
-                        type(exc).__name__, self.pending)
+            log.warning(
+                "prediction log: database unavailable (%s); %d rows wait in memory and are retried",
+                type(exc).__name__,
+                self.pending,
+            )
 
 
 @dataclass(frozen=True)

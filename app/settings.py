@@ -40,7 +40,8 @@ class Settings(RegistrySettings):
         description="Customer store, prediction log and outcomes: SQLite here, postgresql+psycopg://... in production.",
     )
     prediction_log_capacity: int = Field(
-        default=100_000, ge=1,
+        default=100_000,
+        ge=1,
         description="Prediction-log rows held in memory while the database is slow or down; beyond, rows are "
         "dropped and counted (clm_prediction_log_dropped_total).",
     )

@@ -81,7 +81,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _apps_keep_their_database_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _apps_keep_their_database_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
     """Apps built by tests without a database_url use a throwaway SQLite file, never ./var/clm.db."""
     os.environ["CLM_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('default-db') / 'clm.db'}"
     yield
@@ -125,8 +127,10 @@ class Databases:
 
 def in_schema(url: str, schema: str) -> str:
     """The URL with every connection's search_path set to `schema` (tables and Alembic's version table there)."""
-    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
+    return (
+        make_url(url)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
     )
 
 
@@ -151,7 +155,10 @@ def database_url(backend: str, databases: Databases) -> str:
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def store_client(
-    request: pytest.FixtureRequest, databases: Databases, registry: ModelRegistry, churn_version: int,
+    request: pytest.FixtureRequest,
+    databases: Databases,
+    registry: ModelRegistry,
+    churn_version: int,
     data_dir: Path,
 ) -> Iterator[TestClient]:
     """The app on each backend, its customer store loaded with the Telco demo customers (shared: read, don't count)."""

@@ -6,6 +6,7 @@ down); `restore()` listens again on the same port. Real sockets and a real serve
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -63,8 +64,6 @@ class TcpProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept() or recv() on it
-    except OSError:
-        pass
     sock.close()

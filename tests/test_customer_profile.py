@@ -47,7 +47,9 @@ def test_the_profile_churn_part_is_the_score_the_churn_route_gives(store_client:
     assert churn["top_factors"] == result["top_factors"]
 
 
-def test_without_a_product_model_the_offers_part_says_so_and_the_rest_stands(store_client: TestClient) -> None:
+def test_without_a_product_model_the_offers_part_says_so_and_the_rest_stands(
+    store_client: TestClient,
+) -> None:
     body = profile(store_client, "7590-VHVEG")
     offers = body["offers"]
     assert offers["available"] is False
@@ -83,6 +85,12 @@ def test_each_profile_served_is_logged_as_a_churn_score(store_client: TestClient
     with store_client.app_state["database"].session() as session:
         rows = session.scalars(select(PredictionRow).where(PredictionRow.request_id == request_id)).all()
     assert [(r.route, r.model, r.version, r.record_id, r.score, r.label) for r in rows] == [
-        ("/v1/customers/{customer_id}/profile", "clm-churn", churn_version, "7590-VHVEG",
-         churn["churn_probability"], churn["risk_level"])
+        (
+            "/v1/customers/{customer_id}/profile",
+            "clm-churn",
+            churn_version,
+            "7590-VHVEG",
+            churn["churn_probability"],
+            churn["risk_level"],
+        )
     ]

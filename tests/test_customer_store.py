@@ -51,8 +51,9 @@ def stored(database: Database) -> dict[str, Customer]:
 
 def test_the_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
     with database.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
-                                       Base.metadata)
+        differences = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+        )
     assert differences == []
 
 
@@ -76,11 +77,25 @@ def test_ingest_loads_every_telco_customer_under_api_field_names(
     assert len(customers) == 7043
     first = customers["7590-VHVEG"].record()
     assert first == {
-        "customer_id": "7590-VHVEG", "gender": "Female", "senior_citizen": 0, "partner": "Yes",
-        "dependents": "No", "tenure": 1, "phone_service": "No", "multiple_lines": "No phone service",
-        "internet_service": "DSL", "online_security": "No", "online_backup": "Yes", "device_protection": "No",
-        "tech_support": "No", "streaming_tv": "No", "streaming_movies": "No", "contract": "Month-to-month",
-        "paperless_billing": "Yes", "payment_method": "Electronic check", "monthly_charges": 29.85,
+        "customer_id": "7590-VHVEG",
+        "gender": "Female",
+        "senior_citizen": 0,
+        "partner": "Yes",
+        "dependents": "No",
+        "tenure": 1,
+        "phone_service": "No",
+        "multiple_lines": "No phone service",
+        "internet_service": "DSL",
+        "online_security": "No",
+        "online_backup": "Yes",
+        "device_protection": "No",
+        "tech_support": "No",
+        "streaming_tv": "No",
+        "streaming_movies": "No",
+        "contract": "Month-to-month",
+        "paperless_billing": "Yes",
+        "payment_method": "Electronic check",
+        "monthly_charges": 29.85,
         "total_charges": 29.85,
     }
     # The 11 customers of tenure 0 have a blank TotalCharges: stored as missing, not rejected.
@@ -103,8 +118,14 @@ def test_bad_rows_are_rejected_with_reasons_and_the_good_ones_stored(
     rows[3], rows[5], rows[8], rows[10] = bad_tenure, no_id, negative, short
     rejects = tmp_path / "rejects.csv"
 
-    result = ingest(database_url, str(write_csv(tmp_path / "customers.csv", header, rows)),
-                    "--batch-size", "5", "--rejects", str(rejects))
+    result = ingest(
+        database_url,
+        str(write_csv(tmp_path / "customers.csv", header, rows)),
+        "--batch-size",
+        "5",
+        "--rejects",
+        str(rejects),
+    )
 
     assert result.exit_code == 1
     assert "12 rows: 8 new, 0 updated, 0 unchanged, 4 rejected" in result.output

@@ -40,7 +40,9 @@ def test_the_lifecycle_stage_follows_the_documented_rules(
         (None, 10, "low"),
     ],
 )
-def test_the_value_tier_follows_the_documented_thresholds(monthly: float | None, tenure: int, tier: str) -> None:
+def test_the_value_tier_follows_the_documented_thresholds(
+    monthly: float | None, tenure: int, tier: str
+) -> None:
     assert value_tier(monthly, tenure).value == tier
 
 
@@ -78,10 +80,14 @@ def test_churned_customers_are_won_back_when_worth_it() -> None:
 
 
 def test_scripts_name_the_offer_and_the_strongest_reason_for_churn() -> None:
-    factors = [{"feature": "tenure", "value": 40, "impact": -0.9},
-               {"feature": "contract", "value": "Month-to-month", "impact": 0.7}]
+    factors = [
+        {"feature": "tenure", "value": 40, "impact": -0.9},
+        {"feature": "contract", "value": "Month-to-month", "impact": 0.7},
+    ]
     reason = churn_reason(factors)
     assert reason == "contract Month-to-month"
     record = {"tenure": 40, "contract": "Month-to-month"}
-    assert "tech support" in next_best_action("C", "low", "high", "mid", record, "tech_support", reason).script
+    assert (
+        "tech support" in next_best_action("C", "low", "high", "mid", record, "tech_support", reason).script
+    )
     assert reason in next_best_action("D", "high", "low", "mid", record, None, reason).script

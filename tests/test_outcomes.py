@@ -69,15 +69,30 @@ def test_outcomes_about_different_products_or_lines_are_different_facts(client: 
 
 
 def test_an_outcome_missing_its_product_or_line_is_a_422_naming_the_field(client: TestClient) -> None:
-    response = client.post("/v1/outcomes", json={"outcomes": [
-        {"event": "offer_accepted", "record_id": "A"},
-        {"event": "customer_churned", "record_id": "A", "line": "inbound"},
-        {"event": "lead_converted", "record_id": 1, "line": "inbound", "observed_at": "2026-03-01T10:00:00"},
-        {"event": "renewed", "record_id": "A"},
-    ]})
+    response = client.post(
+        "/v1/outcomes",
+        json={
+            "outcomes": [
+                {"event": "offer_accepted", "record_id": "A"},
+                {"event": "customer_churned", "record_id": "A", "line": "inbound"},
+                {
+                    "event": "lead_converted",
+                    "record_id": 1,
+                    "line": "inbound",
+                    "observed_at": "2026-03-01T10:00:00",
+                },
+                {"event": "renewed", "record_id": "A"},
+            ]
+        },
+    )
     assert response.status_code == 422
     paths = {d["path"] for d in response.json()["error"]["details"]}
-    assert paths == {"outcomes[0].product", "outcomes[1].line", "outcomes[2].observed_at", "outcomes[3].event"}
+    assert paths == {
+        "outcomes[0].product",
+        "outcomes[1].line",
+        "outcomes[2].observed_at",
+        "outcomes[3].event",
+    }
 
 
 def test_performance_of_an_unjudged_model_is_a_404(client: TestClient) -> None:
@@ -99,9 +114,18 @@ def test_performance_reports_realised_auc_conversion_by_risk_level_and_lift_of_t
     wait_until(lambda: client.app_state["prediction_log"].pending == 0, "the scores to be logged")
     # One outcome observed before the score was served: that score did not predict it and is left out.
     early = results[0]["customer_id"]
-    post(client, *[{"event": "customer_churned", "record_id": cid, "happened": happened,
-                    "observed_at": (datetime.now(UTC) - timedelta(days=1)).isoformat() if cid == early else None}
-                   for cid, happened in churned.items()])
+    post(
+        client,
+        *[
+            {
+                "event": "customer_churned",
+                "record_id": cid,
+                "happened": happened,
+                "observed_at": (datetime.now(UTC) - timedelta(days=1)).isoformat() if cid == early else None,
+            }
+            for cid, happened in churned.items()
+        ],
+    )
 
     body = client.get("/v1/models/clm-churn/performance").json()
     assert body["event"] == "customer_churned"
@@ -111,9 +135,13 @@ def test_performance_reports_realised_auc_conversion_by_risk_level_and_lift_of_t
     assert version["version"] == churn_version
     assert version["records"] == len(counted) == 299
     assert version["positives"] == sum(truth)
-    assert version["roc_auc"] == pytest.approx(roc_auc_score(truth, [r["churn_probability"] for r in counted]))
+    assert version["roc_auc"] == pytest.approx(
+        roc_auc_score(truth, [r["churn_probability"] for r in counted])
+    )
     by_level = {g["group"]: g for g in version["by_label"]}
-    assert [g["group"] for g in version["by_label"]] == [lvl for lvl in ("high", "medium", "low") if lvl in by_level]
+    assert [g["group"] for g in version["by_label"]] == [
+        lvl for lvl in ("high", "medium", "low") if lvl in by_level
+    ]
     assert by_level["high"]["positive_rate"] > by_level["low"]["positive_rate"]
     assert by_level["high"]["lift"] > 1 > by_level["low"]["lift"]
     assert version["top_decile_lift"] > 1

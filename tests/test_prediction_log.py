@@ -79,8 +79,9 @@ def test_every_score_served_is_one_row_with_route_model_version_and_request_id(
 ) -> None:
     request_id = uuid.uuid4().hex
     with serving(registry, database_url, prediction_log_interval=0.05) as client:
-        response = client.post("/v1/churn/score", json={"customers": customers[:3]},
-                               headers={"X-Request-ID": request_id})
+        response = client.post(
+            "/v1/churn/score", json={"customers": customers[:3]}, headers={"X-Request-ID": request_id}
+        )
         results = response.json()["results"]
         wait_until(lambda: client.app_state["prediction_log"].pending == 0, "the log to be written")
 
@@ -90,7 +91,11 @@ def test_every_score_served_is_one_row_with_route_model_version_and_request_id(
     }
     for row in rows.values():
         assert (row.route, row.model, row.version, row.request_id) == (
-            "/v1/churn/score", "clm-churn", churn_version, request_id)
+            "/v1/churn/score",
+            "clm-churn",
+            churn_version,
+            request_id,
+        )
         assert row.served_at.tzinfo is not None
 
 
@@ -151,7 +156,11 @@ class SqliteOutage:
 
 
 def test_a_database_outage_under_load_loses_no_log_row_and_fails_no_request(
-    registry: ModelRegistry, churn_version: int, backend: str, database_url: str, customers: list[dict[str, Any]]
+    registry: ModelRegistry,
+    churn_version: int,
+    backend: str,
+    database_url: str,
+    customers: list[dict[str, Any]],
 ) -> None:
     outage = PostgresOutage(database_url) if backend == "postgresql" else SqliteOutage(database_url)
     batches = [customers[i : i + 4] for i in range(0, len(customers), 4)]  # 100 requests, 400 scores
@@ -162,13 +171,17 @@ def test_a_database_outage_under_load_loses_no_log_row_and_fails_no_request(
 
         outage.begin()
         served += score_batches(client, batches[30:70])
-        wait_until(lambda: metric("clm_prediction_log_write_failures_total") > failures_before,
-                   "the writer to meet the outage")
+        wait_until(
+            lambda: metric("clm_prediction_log_write_failures_total") > failures_before,
+            "the writer to meet the outage",
+        )
         assert prediction_log.pending > 0  # the rows wait in memory...
         outage.end()
 
         served += score_batches(client, batches[70:])
-        wait_until(lambda: prediction_log.pending == 0, "the rows that waited to be written")  # ...and get written
+        wait_until(
+            lambda: prediction_log.pending == 0, "the rows that waited to be written"
+        )  # ...and get written
 
     assert served == 400
     assert len(logged(database_url)) == served

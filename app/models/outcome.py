@@ -20,7 +20,9 @@ class Outcome(Base):
     record_id: Mapped[str] = mapped_column(String(128))
     # Not null, '' when the event has none: a NULL would make every row distinct under the unique constraint.
     item: Mapped[str] = mapped_column(
-        String(64), default="", doc="The product (offer_accepted) or the lead line (lead_converted); '' otherwise."
+        String(64),
+        default="",
+        doc="The product (offer_accepted) or the lead line (lead_converted); '' otherwise.",
     )
     happened: Mapped[bool] = mapped_column(Boolean)
     observed_at: Mapped[datetime]

@@ -27,8 +27,12 @@ class PredictionRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     record_id: Mapped[str | None] = mapped_column(String(128))
     item: Mapped[str] = mapped_column(
-        String(64), default="", doc="What was scored for the record when a model scores several (a product); ''."
+        String(64),
+        default="",
+        doc="What was scored for the record when a model scores several (a product); ''.",
     )
     score: Mapped[float] = mapped_column(Float)
-    label: Mapped[str | None] = mapped_column(String(32), doc="The grade or risk level served with the score.")
+    label: Mapped[str | None] = mapped_column(
+        String(32), doc="The grade or risk level served with the score."
+    )
     request_id: Mapped[str] = mapped_column(String(128))

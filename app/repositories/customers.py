@@ -66,10 +66,17 @@ def upsert_many(session: Session, records: list[dict[str, Any]]) -> UpsertCounts
     ids = [r["customer_id"] for r in records]
     existing = set(session.scalars(select(Customer.customer_id).where(Customer.customer_id.in_(ids))))
     now = utcnow()
-    rows = [{**{name: r.get(name) for name in FEATURE_FIELDS}, "customer_id": r["customer_id"],
-             "created_at": now, "updated_at": now} for r in records]
+    rows = [
+        {
+            **{name: r.get(name) for name in FEATURE_FIELDS},
+            "customer_id": r["customer_id"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in records
+    ]
     table = Customer.__table__
-    statement = insert_for(session, table)
+    statement = insert_for(session, Customer)
     excluded = statement.excluded
     changed = or_(*(table.c[name].is_distinct_from(excluded[name]) for name in FEATURE_FIELDS))
     # One statement executed for many rows: compiled once, sent in multi-row batches by SQLAlchemy.

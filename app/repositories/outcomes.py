@@ -44,9 +44,17 @@ def record(session: Session, outcomes: list[OutcomeIn]) -> RecordCounts:
     for key, outcome in latest.items():
         row = stored.get(key)
         if row is None:
-            new.append({"event": outcome.event, "record_id": outcome.record_id, "item": outcome.item,
-                        "happened": outcome.happened, "observed_at": outcome.observed_at or now,
-                        "recorded_at": now, "updated_at": now})
+            new.append(
+                {
+                    "event": outcome.event,
+                    "record_id": outcome.record_id,
+                    "item": outcome.item,
+                    "happened": outcome.happened,
+                    "observed_at": outcome.observed_at or now,
+                    "recorded_at": now,
+                    "updated_at": now,
+                }
+            )
         elif row.happened == outcome.happened and outcome.observed_at in (None, row.observed_at):
             unchanged += 1
         else:
@@ -57,7 +65,7 @@ def record(session: Session, outcomes: list[OutcomeIn]) -> RecordCounts:
     recorded = 0
     if new:
         # A concurrent call may have inserted the same fact since the read above: it is kept, not duplicated.
-        statement = insert_for(session, Outcome.__table__).on_conflict_do_nothing().returning(Outcome.id)
+        statement = insert_for(session, Outcome).on_conflict_do_nothing().returning(Outcome.id)
         recorded = len(session.scalars(statement, new).all())
         unchanged += len(new) - recorded
     return RecordCounts(recorded=recorded, unchanged=unchanged, corrected=corrected)

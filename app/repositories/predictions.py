@@ -16,7 +16,7 @@ from app.repositories.upsert import insert_for
 def append(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows; a row already there (same id, written by an attempt whose commit was lost) is skipped."""
     if rows:
-        session.execute(insert_for(session, PredictionRow.__table__).on_conflict_do_nothing(), rows)
+        session.execute(insert_for(session, PredictionRow).on_conflict_do_nothing(), rows)
 
 
 def count(session: Session, model: str | None = None) -> int:
@@ -51,13 +51,21 @@ def scored_outcomes(
     )
     joined = (
         select(
-            PredictionRow.version, PredictionRow.score, PredictionRow.label, PredictionRow.item,
-            Outcome.happened, latest.label("latest"),
+            PredictionRow.version,
+            PredictionRow.score,
+            PredictionRow.label,
+            PredictionRow.item,
+            Outcome.happened,
+            latest.label("latest"),
         )
         .join(
             Outcome,
-            and_(Outcome.event == event, Outcome.record_id == PredictionRow.record_id, item_match,
-                 PredictionRow.served_at <= Outcome.observed_at),
+            and_(
+                Outcome.event == event,
+                Outcome.record_id == PredictionRow.record_id,
+                item_match,
+                PredictionRow.served_at <= Outcome.observed_at,
+            ),
         )
         .where(PredictionRow.model == model)
         .subquery()

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.models import Base
 
-def insert_for(session: Session, table: Table) -> Any:
+
+def insert_for(session: Session, entity: type[Base]) -> Any:
     """A dialect insert with `on_conflict_do_nothing` / `on_conflict_do_update` and `.excluded`."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(table)
+        return postgresql.insert(entity)
     if dialect == "sqlite":
-        return sqlite.insert(table)
+        return sqlite.insert(entity)
     raise NotImplementedError(f"the customer store supports SQLite and PostgreSQL, not {dialect}")

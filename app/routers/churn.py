@@ -21,7 +21,11 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope]
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def score_churn(
-    body: ChurnRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep, session: SessionDep,
+    body: ChurnRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    session: SessionDep,
     log_predictions: PredictionLogDep,
 ) -> ChurnResponse:
     """Score 1–1,000 customers (whole records, or stored customers by `customer_id`); results in request order."""
@@ -30,8 +34,10 @@ def score_churn(
     customers = fill_from_store(session, body.customers, scorer, "customers")
     results = score_customers(scorer, customers, body.explain)
     log_predictions(scorer, churn_predictions(results))
-    return ChurnResponse.model_validate({
-        "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-        "request_id": request_id,
-        "results": results,
-    })
+    return ChurnResponse.model_validate(
+        {
+            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
+            "request_id": request_id,
+            "results": results,
+        }
+    )

@@ -21,8 +21,11 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     responses=error_response_doc(401, 403, 404, 503),
 )
 def customer_profile(
-    customer_id: Annotated[str, Path(max_length=64)], models: ModelsDep, session: SessionDep,
-    request_id: RequestIdDep, log_predictions: PredictionLogDep,
+    customer_id: Annotated[str, Path(max_length=64)],
+    models: ModelsDep,
+    session: SessionDep,
+    request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
 ) -> ProfileResponse:
     """The call-centre view of one customer, scored now from its stored record."""
     profile = build_profile(session, models, customer_id, log_predictions)

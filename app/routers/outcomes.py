@@ -19,13 +19,18 @@ router = APIRouter(tags=["outcomes"], dependencies=[ScoreScope])
     operation_id="record_outcomes",
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
-def post_outcomes(body: OutcomesRequest, settings: SettingsDep, session: SessionDep, request_id: RequestIdDep
-                  ) -> OutcomesResponse:
+def post_outcomes(
+    body: OutcomesRequest, settings: SettingsDep, session: SessionDep, request_id: RequestIdDep
+) -> OutcomesResponse:
     """Store each fact once: a repeat is a no-op, a different value for the same fact replaces the stored one."""
     check_batch_size(body.outcomes, settings.max_batch, "outcomes")
     counts = record_outcomes(session, body.outcomes)
-    return OutcomesResponse(recorded=counts.recorded, unchanged=counts.unchanged, corrected=counts.corrected,
-                            request_id=request_id)
+    return OutcomesResponse(
+        recorded=counts.recorded,
+        unchanged=counts.unchanged,
+        corrected=counts.corrected,
+        request_id=request_id,
+    )
 
 
 @router.get(

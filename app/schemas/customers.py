@@ -11,7 +11,9 @@ from app.schemas.common import Factor, ModelRef
 
 
 class Part(BaseModel):
-    models: list[ModelRef] = Field(description="The model versions behind this part (none for a rule on data).")
+    models: list[ModelRef] = Field(
+        description="The model versions behind this part (none for a rule on data)."
+    )
     features_as_of: datetime = Field(description="When the stored customer record last changed.")
     features_age_seconds: float = Field(description="How old the stored record this part used is.")
 

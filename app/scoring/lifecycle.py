@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Stage = Literal["A", "B", "C", "D", "E"]
-Tier = Literal["high", "mid", "low"]
 Intent = Literal["high", "low", "unknown"]
 Action = Literal["cross_sell", "fix_then_sell", "retention_care", "nurture", "win_back", "no_action"]
 Channel = Literal["account_manager", "outbound_call", "broadcast", "none"]
 
-STAGE_NAMES: dict[Stage, str] = {"A": "acquisition", "B": "build-up", "C": "mature", "D": "decline", "E": "exit"}
+STAGE_NAMES: dict[str, str] = {
+    "A": "acquisition",
+    "B": "build-up",
+    "C": "mature",
+    "D": "decline",
+    "E": "exit",
+}
 # Months of the first commitment: a customer inside it is still being built up.
 FIRST_TERM_MONTHS = {"Two year": 24}
 DEFAULT_FIRST_TERM_MONTHS = 12
@@ -27,7 +31,7 @@ LOYAL_TENURE_MONTHS = 24
 # Purchase intent is high when the best offer is more likely taken than not.
 HIGH_INTENT_PROPENSITY = 0.5
 
-CHANNEL_BY_TIER: dict[Tier, Channel] = {"high": "account_manager", "mid": "outbound_call", "low": "broadcast"}
+CHANNEL_BY_TIER: dict[str, Channel] = {"high": "account_manager", "mid": "outbound_call", "low": "broadcast"}
 
 
 @dataclass(frozen=True)
@@ -43,19 +47,23 @@ def lifecycle_stage(tenure: int | None, contract: str | None, risk_level: str, c
     if churned:
         return Decision("E", "a customer_churned outcome is recorded")
     if not tenure:
-        return Decision("A", f"tenure is {tenure if tenure is not None else 'unknown'}: not yet a paying customer")
+        return Decision(
+            "A", f"tenure is {tenure if tenure is not None else 'unknown'}: not yet a paying customer"
+        )
     if risk_level == "high":
         return Decision("D", "churn risk is high")
     term = FIRST_TERM_MONTHS.get(contract or "", DEFAULT_FIRST_TERM_MONTHS)
     if tenure <= term:
-        return Decision("B", f"{tenure} months in, inside the first {term}-month term ({contract or 'no contract'})")
+        return Decision(
+            "B", f"{tenure} months in, inside the first {term}-month term ({contract or 'no contract'})"
+        )
     return Decision("C", f"{tenure} months in, past the first {term}-month term, churn risk {risk_level}")
 
 
 def value_tier(monthly_charges: float | None, tenure: int | None) -> Decision:
     if monthly_charges is None:
         return Decision("low", "no monthly charges stored")
-    tiers: list[Tier] = ["low", "mid", "high"]
+    tiers = ["low", "mid", "high"]
     base = 2 if monthly_charges >= HIGH_VALUE_MONTHLY else 0 if monthly_charges < LOW_VALUE_MONTHLY else 1
     reason = f"monthly charges {monthly_charges:.2f}"
     if (tenure or 0) >= LOYAL_TENURE_MONTHS and base < 2:
@@ -77,8 +85,13 @@ class NextAction:
 
 
 def next_best_action(
-    stage: str, risk_level: str, intent: Intent, tier: Tier, record: dict[str, Any],
-    offer: str | None, churn_reason: str | None,
+    stage: str,
+    risk_level: str,
+    intent: Intent,
+    tier: str,
+    record: dict[str, Any],
+    offer: str | None,
+    churn_reason: str | None,
 ) -> NextAction:
     """The intent × risk matrix of DOMAIN.md, the channel by value; churned customers are won back if worth it."""
     reason = churn_reason or "how the service is working for them"
@@ -86,18 +99,27 @@ def next_best_action(
     if stage == "E":
         if tier == "low":
             return NextAction("no_action", "none", "A former low-value customer: no follow-up.")
-        return NextAction("win_back", channel, f"They left: ask what made them go ({reason}) and offer a win-back deal.")
+        return NextAction(
+            "win_back", channel, f"They left: ask what made them go ({reason}) and offer a win-back deal."
+        )
     high_risk = risk_level == "high"
     if intent == "high" and offer is not None:
         product = offer.replace("_", " ")
         if high_risk:
-            return NextAction("fix_then_sell", channel, f"Ask about {reason} and put it right first; then offer {product}.")
+            return NextAction(
+                "fix_then_sell", channel, f"Ask about {reason} and put it right first; then offer {product}."
+            )
         months = record.get("tenure") or 0
-        return NextAction("cross_sell", channel, f"Thank them for {months} months with us and offer {product}.")
+        return NextAction(
+            "cross_sell", channel, f"Thank them for {months} months with us and offer {product}."
+        )
     if high_risk:
         if record.get("contract") == "Month-to-month":
-            return NextAction("retention_care", channel,
-                              f"Ask about {reason}; offer a loyalty discount on a one-year contract.")
+            return NextAction(
+                "retention_care",
+                channel,
+                f"Ask about {reason}; offer a loyalty discount on a one-year contract.",
+            )
         return NextAction("retention_care", channel, f"Ask about {reason}; offer a loyalty discount to stay.")
     # Nurture is low-cost by definition: broadcast whatever the value.
     return NextAction("nurture", "broadcast", "Confirm their details and thank them; no offer today.")

@@ -31,7 +31,11 @@ PRODUCTS_MODEL = "clm-products"
 def record_outcomes(session: Session, outcomes: Sequence[OutcomeIn]) -> outcome_repo.RecordCounts:
     facts = [
         outcome_repo.OutcomeIn(
-            event=o.event, record_id=str(o.record_id), item=_item(o), happened=o.happened, observed_at=o.observed_at
+            event=o.event,
+            record_id=str(o.record_id),
+            item=_item(o),
+            happened=o.happened,
+            observed_at=o.observed_at,
         )
         for o in outcomes
     ]
@@ -101,10 +105,15 @@ def _groups(rows: list[ScoredOutcome], overall: float, key: Any) -> list[dict[st
     for name, members in ranked:
         positives = sum(r.happened for r in members)
         positive_rate = positives / len(members)
-        figures.append({
-            "group": name, "records": len(members), "positives": positives, "positive_rate": positive_rate,
-            "lift": positive_rate / overall if overall > 0 else None,
-        })
+        figures.append(
+            {
+                "group": name,
+                "records": len(members),
+                "positives": positives,
+                "positive_rate": positive_rate,
+                "lift": positive_rate / overall if overall > 0 else None,
+            }
+        )
     return figures
 
 

@@ -29,35 +29,63 @@ def build_profile(
     churn_scorer = models.get(CHURN_MODEL)
     stored = customer_repo.get_with_churn(session, customer_id, CUSTOMER_CHURNED)
     if stored is None:
-        raise NotFound(f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}])
+        raise NotFound(
+            f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}]
+        )
     record = stored.customer.record()
     updated_at = stored.customer.updated_at
-    age = {"features_as_of": updated_at, "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds()}
+    age = {
+        "features_as_of": updated_at,
+        "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds(),
+    }
 
     churn = score_customers(churn_scorer, [record], explain=True)[0]
     log_predictions(churn_scorer, churn_predictions([churn]))
     churn_ref = _ref(churn_scorer)
     offers, offers_refs, best = _offers(models, record)
 
-    stage = lifecycle.lifecycle_stage(record["tenure"], record["contract"], churn["risk_level"],
-                                      stored.churned_at is not None)
+    stage = lifecycle.lifecycle_stage(
+        record["tenure"], record["contract"], churn["risk_level"], stored.churned_at is not None
+    )
     tier = lifecycle.value_tier(record["monthly_charges"], record["tenure"])
     intent = lifecycle.purchase_intent(best["propensity"] if best else None)
     action = lifecycle.next_best_action(
-        stage.value, churn["risk_level"], intent, tier.value,  # type: ignore[arg-type]
-        record, best["product"] if best else None, lifecycle.churn_reason(churn["top_factors"]),
+        stage.value,
+        churn["risk_level"],
+        intent,
+        tier.value,
+        record,
+        best["product"] if best else None,
+        lifecycle.churn_reason(churn["top_factors"]),
     )
     return {
         "customer_id": record["customer_id"],
-        "churn": {**age, "models": [churn_ref], "churn_probability": churn["churn_probability"],
-                  "risk_level": churn["risk_level"], "top_factors": churn["top_factors"]},
+        "churn": {
+            **age,
+            "models": [churn_ref],
+            "churn_probability": churn["churn_probability"],
+            "risk_level": churn["risk_level"],
+            "top_factors": churn["top_factors"],
+        },
         "offers": {**age, "models": offers_refs, **offers, "intent": intent},
-        "lifecycle": {**age, "models": [churn_ref], "stage": stage.value,
-                      "name": lifecycle.STAGE_NAMES[stage.value], "reason": stage.reason},  # type: ignore[index]
+        "lifecycle": {
+            **age,
+            "models": [churn_ref],
+            "stage": stage.value,
+            "name": lifecycle.STAGE_NAMES[stage.value],
+            "reason": stage.reason,
+        },
         "value": {**age, "models": [], "tier": tier.value, "reason": tier.reason},
-        "next_best_action": {**age, "models": [churn_ref, *offers_refs], "action": action.action,
-                             "channel": action.channel, "script": action.script, "intent": intent,
-                             "risk_level": churn["risk_level"], "value_tier": tier.value},
+        "next_best_action": {
+            **age,
+            "models": [churn_ref, *offers_refs],
+            "action": action.action,
+            "channel": action.channel,
+            "script": action.script,
+            "intent": intent,
+            "risk_level": churn["risk_level"],
+            "value_tier": tier.value,
+        },
     }
 
 

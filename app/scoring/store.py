@@ -26,7 +26,8 @@ def fill_from_store(
     """The records with the fields the scorer reads completed from the store, in order."""
     needed = [f.name for f in scorer.bundle.contract.features]
     incomplete = [
-        row for row, record in enumerate(records)
+        row
+        for row, record in enumerate(records)
         if _usable_id(record.get(ID_FIELD)) and any(name not in record for name in needed)
     ]
     if not incomplete:
@@ -44,8 +45,13 @@ def fill_from_store(
     if unknown:
         raise NotFound(
             f"{len(unknown)} customer id(s) are not in the customer store",
-            [{"path": f"{path_prefix}[{row}].{ID_FIELD}", "message": f"no stored customer {records[row][ID_FIELD]!r}"}
-             for row in unknown],
+            [
+                {
+                    "path": f"{path_prefix}[{row}].{ID_FIELD}",
+                    "message": f"no stored customer {records[row][ID_FIELD]!r}",
+                }
+                for row in unknown
+            ],
         )
     return filled
 

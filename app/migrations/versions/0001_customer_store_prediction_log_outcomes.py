@@ -19,9 +19,21 @@ depends_on: str | Sequence[str] | None = None
 
 CATEGORY = sa.String(length=64)
 CATEGORIES = (
-    "gender", "partner", "dependents", "phone_service", "multiple_lines", "internet_service", "online_security",
-    "online_backup", "device_protection", "tech_support", "streaming_tv", "streaming_movies", "contract",
-    "paperless_billing", "payment_method",
+    "gender",
+    "partner",
+    "dependents",
+    "phone_service",
+    "multiple_lines",
+    "internet_service",
+    "online_security",
+    "online_backup",
+    "device_protection",
+    "tech_support",
+    "streaming_tv",
+    "streaming_movies",
+    "contract",
+    "paperless_billing",
+    "payment_method",
 )
 
 
