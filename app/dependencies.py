@@ -40,7 +40,8 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _prediction_log(request: Request) -> RequestPredictions:
+async def _prediction_log(request: Request) -> RequestPredictions:
+    # async: it only reads the request, so it runs in the event loop instead of taking a threadpool hop.
     return RequestPredictions(request.state.prediction_log, request.scope["route"].path, request_id_var.get())
 
 

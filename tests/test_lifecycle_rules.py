@@ -68,7 +68,7 @@ def test_the_next_best_action_follows_the_intent_risk_matrix_and_the_channel_the
     risk: str, intent: str, tier: str, action: str, channel: str
 ) -> None:
     record = {"tenure": 14, "contract": "Month-to-month"}
-    decided = next_best_action("C", risk, intent, tier, record, "tech_support", "contract Month-to-month")  # type: ignore[arg-type]
+    decided = next_best_action("C", risk, intent, tier, record, "tech_support", "contract = Month-to-month")  # type: ignore[arg-type]
     assert (decided.action, decided.channel) == (action, channel)
     assert decided.script
 
@@ -85,7 +85,7 @@ def test_scripts_name_the_offer_and_the_strongest_reason_for_churn() -> None:
         {"feature": "contract", "value": "Month-to-month", "impact": 0.7},
     ]
     reason = churn_reason(factors)
-    assert reason == "contract Month-to-month"
+    assert reason == "contract = Month-to-month"
     record = {"tenure": 40, "contract": "Month-to-month"}
     assert (
         "tech support" in next_best_action("C", "low", "high", "mid", record, "tech_support", reason).script

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Customer, Outcome
@@ -30,22 +30,25 @@ class StoredCustomer:
     churned_at: datetime | None  # when a recorded outcome says the customer left
 
 
+# Built once: the profile runs it on every call, and building a statement costs more than running it here.
+_WITH_CHURN = (
+    select(Customer, Outcome.observed_at)
+    .outerjoin(
+        Outcome,
+        and_(
+            Outcome.record_id == Customer.customer_id,
+            Outcome.event == bindparam("event"),
+            Outcome.item == "",
+            Outcome.happened.is_(True),
+        ),
+    )
+    .where(Customer.customer_id == bindparam("customer_id"))
+)
+
+
 def get_with_churn(session: Session, customer_id: str, churn_event: str) -> StoredCustomer | None:
     """The customer and, in the same round trip, whether a churn outcome is recorded for it."""
-    statement = (
-        select(Customer, Outcome.observed_at)
-        .outerjoin(
-            Outcome,
-            and_(
-                Outcome.record_id == Customer.customer_id,
-                Outcome.event == churn_event,
-                Outcome.item == "",
-                Outcome.happened.is_(True),
-            ),
-        )
-        .where(Customer.customer_id == customer_id)
-    )
-    row = session.execute(statement).first()
+    row = session.execute(_WITH_CHURN, {"customer_id": customer_id, "event": churn_event}).first()
     return None if row is None else StoredCustomer(row[0], row[1])
 
 

@@ -94,20 +94,24 @@ def next_best_action(
     churn_reason: str | None,
 ) -> NextAction:
     """The intent × risk matrix of DOMAIN.md, the channel by value; churned customers are won back if worth it."""
-    reason = churn_reason or "how the service is working for them"
+    reason = churn_reason or "none stands out"
     channel = CHANNEL_BY_TIER[tier]
     if stage == "E":
         if tier == "low":
             return NextAction("no_action", "none", "A former low-value customer: no follow-up.")
         return NextAction(
-            "win_back", channel, f"They left: ask what made them go ({reason}) and offer a win-back deal."
+            "win_back",
+            channel,
+            f"Win back: ask what made them leave (top churn driver: {reason}) and offer a deal to return.",
         )
     high_risk = risk_level == "high"
     if intent == "high" and offer is not None:
         product = offer.replace("_", " ")
         if high_risk:
             return NextAction(
-                "fix_then_sell", channel, f"Ask about {reason} and put it right first; then offer {product}."
+                "fix_then_sell",
+                channel,
+                f"Fix first (top churn driver: {reason}); once settled, offer {product}.",
             )
         months = record.get("tenure") or 0
         return NextAction(
@@ -118,17 +122,21 @@ def next_best_action(
             return NextAction(
                 "retention_care",
                 channel,
-                f"Ask about {reason}; offer a loyalty discount on a one-year contract.",
+                f"Retention (top churn driver: {reason}): offer a loyalty discount on a one-year contract.",
             )
-        return NextAction("retention_care", channel, f"Ask about {reason}; offer a loyalty discount to stay.")
+        return NextAction(
+            "retention_care",
+            channel,
+            f"Retention (top churn driver: {reason}): offer a loyalty discount to stay.",
+        )
     # Nurture is low-cost by definition: broadcast whatever the value.
     return NextAction("nurture", "broadcast", "Confirm their details and thank them; no offer today.")
 
 
 def churn_reason(top_factors: list[dict[str, Any]] | None) -> str | None:
-    """The strongest reason pushing churn up, in words: 'contract Month-to-month'."""
+    """The strongest reason pushing churn up, for a script: 'contract = Month-to-month'."""
     for factor in top_factors or []:
         if factor["impact"] > 0:
             name = factor["feature"].replace("_", " ")
-            return name if factor["value"] is None else f"{name} {factor['value']}"
+            return f"{name} unknown" if factor["value"] is None else f"{name} = {factor['value']}"
     return None
