@@ -30,8 +30,8 @@ class Settings(RegistrySettings):
     alias: str = Field(default="champion", description="The alias that is served.")
     max_batch: int = Field(default=1000, ge=1, description="Most records in one scoring request (413 above).")
     exact_contributions: bool = Field(
-        default=False,
-        description="Exact TreeSHAP reasons instead of XGBoost's approximate contributions (see README).",
+        default=True,
+        description="Reasons from exact TreeSHAP (default) or XGBoost's faster approximation (see README).",
     )
     booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
     log_level: str = Field(default="INFO", description="Python log level.")
