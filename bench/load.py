@@ -33,8 +33,12 @@ class LoadResult:
 
 
 def build_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
-             f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -63,8 +67,9 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _worker(port: int, requests: itertools.cycle[bytes], deadline: float, budget: list[int],
-                  result: LoadResult) -> None:
+async def _worker(
+    port: int, requests: itertools.cycle[bytes], deadline: float, budget: list[int], result: LoadResult
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < deadline and budget[0] > 0:
@@ -87,8 +92,9 @@ async def _worker(port: int, requests: itertools.cycle[bytes], deadline: float, 
         writer.close()
 
 
-async def run_load(port: int, requests: Sequence[bytes], concurrency: int, seconds: float,
-                   max_requests: int = 1_000_000) -> LoadResult:
+async def run_load(
+    port: int, requests: Sequence[bytes], concurrency: int, seconds: float, max_requests: int = 1_000_000
+) -> LoadResult:
     """Keep `concurrency` connections busy for `seconds` (or `max_requests`), each sending the next request."""
     result = LoadResult()
     cycle = itertools.cycle(requests)

@@ -18,8 +18,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, path: str, ti
 @contextmanager
 def _server(command: list[str], env: dict[str, str], port: int, ready_path: str, log: Path) -> Iterator[None]:
     with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             _wait_until_ready(process, port, ready_path)
             yield
@@ -84,9 +86,11 @@ def _measure(port: int, scenarios: list[tuple[str, list[bytes], int, int]]) -> l
         asyncio.run(run_load(port, requests, concurrency, seconds=1.0))  # warm up connections and caches
         result = asyncio.run(run_load(port, requests, concurrency, seconds=SECONDS))
         rows.append(_row(name, result, rows_per_request))
-        print(f"  {name:<40} {rows[-1]['rps']:>9} req/s  p50 {rows[-1]['p50_ms']:>8} ms  "
-              f"p99 {rows[-1]['p99_ms']:>8} ms  {rows[-1]['rows_per_s']:>10} rows/s  failures {result.failures}",
-              flush=True)
+        print(
+            f"  {name:<40} {rows[-1]['rps']:>9} req/s  p50 {rows[-1]['p50_ms']:>8} ms  "
+            f"p99 {rows[-1]['p99_ms']:>8} ms  {rows[-1]['rows_per_s']:>10} rows/s  failures {result.failures}",
+            flush=True,
+        )
     return rows
 
 
@@ -119,53 +123,98 @@ def main() -> None:
     ml_batch = [build_request("/invocations", mlflow_body(0, 1000), {})]
 
     results: dict[str, Any] = {
-        "model": {"name": "clm-churn", "version": ref.version, "trees": bundle.boosters["model"].num_boosted_rounds()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "processor": platform.processor() or platform.machine()},
-        "workers": WORKERS, "seconds_per_scenario": SECONDS,
+        "model": {
+            "name": "clm-churn",
+            "version": ref.version,
+            "trees": bundle.boosters["model"].num_boosted_rounds(),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "workers": WORKERS,
+        "seconds_per_scenario": SECONDS,
     }
     logs = Path(tempfile.mkdtemp(prefix="clm-bench-"))
     # mlflow serve starts `uvicorn` by name: the venv's bin must be on PATH.
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     base_env = {**os.environ, "PATH": path, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as prom:
-        env = {**base_env, "CLM_API_KEYS": json.dumps({"bench-key": ["score", "admin"]}),
-               "CLM_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": prom}
-        command = [str(BIN / "uvicorn"), "app.main:create_app", "--factory", "--host", "127.0.0.1",
-                   "--port", str(SERVICE_PORT), "--workers", str(WORKERS), "--no-access-log"]
+        env = {
+            **base_env,
+            "CLM_API_KEYS": json.dumps({"bench-key": ["score", "admin"]}),
+            "CLM_LOG_LEVEL": "WARNING",
+            "PROMETHEUS_MULTIPROC_DIR": prom,
+        }
+        command = [
+            str(BIN / "uvicorn"),
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(SERVICE_PORT),
+            "--workers",
+            str(WORKERS),
+            "--no-access-log",
+        ]
         print(f"service ({WORKERS} workers), clm-churn version {ref.version}:", flush=True)
         with _server(command, env, SERVICE_PORT, "/readyz", logs / "service.log"):
             print(f"  (server logs in {logs})", flush=True)
-            results["service"] = _measure(SERVICE_PORT, [
-                ("single, reasons, concurrency 1", singles, 1, 1),
-                ("single, reasons, concurrency 8", singles, 8, 1),
-                ("single, reasons, concurrency 32", singles, 32, 1),
-                ("single, no reasons, concurrency 8", singles_plain, 8, 1),
-                ("batch 1000, no reasons", batch, 1, 1000),
-                ("batch 1000, reasons", batch_explained, 1, 1000),
-            ])
-    command = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/clm-churn/{ref.version}", "--env-manager",
-               "local", "-h", "127.0.0.1", "-p", str(MLFLOW_PORT), "-w", str(WORKERS)]
+            results["service"] = _measure(
+                SERVICE_PORT,
+                [
+                    ("single, reasons, concurrency 1", singles, 1, 1),
+                    ("single, reasons, concurrency 8", singles, 8, 1),
+                    ("single, reasons, concurrency 32", singles, 32, 1),
+                    ("single, no reasons, concurrency 8", singles_plain, 8, 1),
+                    ("batch 1000, no reasons", batch, 1, 1000),
+                    ("batch 1000, reasons", batch_explained, 1, 1000),
+                ],
+            )
+    command = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/clm-churn/{ref.version}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(MLFLOW_PORT),
+        "-w",
+        str(WORKERS),
+    ]
     env = {**base_env, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
     print(f"mlflow models serve ({WORKERS} workers), same version:", flush=True)
     with _server(command, env, MLFLOW_PORT, "/ping", logs / "mlflow.log"):
-        results["mlflow"] = _measure(MLFLOW_PORT, [
-            ("single, concurrency 1", ml_singles, 1, 1),
-            ("single, concurrency 8", ml_singles, 8, 1),
-            ("single, concurrency 32", ml_singles, 32, 1),
-            ("batch 1000", ml_batch, 1, 1000),
-        ])
+        results["mlflow"] = _measure(
+            MLFLOW_PORT,
+            [
+                ("single, concurrency 1", ml_singles, 1, 1),
+                ("single, concurrency 8", ml_singles, 8, 1),
+                ("single, concurrency 32", ml_singles, 32, 1),
+                ("batch 1000", ml_batch, 1, 1000),
+            ],
+        )
     ours = {r["scenario"]: r for r in results["service"]}
     theirs = {r["scenario"]: r for r in results["mlflow"]}
     results["ratios"] = {
         f"single c={c}, service with reasons / mlflow": round(
-            ours[f"single, reasons, concurrency {c}"]["rps"] / theirs[f"single, concurrency {c}"]["rps"], 1)
+            ours[f"single, reasons, concurrency {c}"]["rps"] / theirs[f"single, concurrency {c}"]["rps"], 1
+        )
         for c in (1, 8, 32)
     }
     results["ratios"]["batch 1000 rows/s, service without reasons / mlflow"] = round(
-        ours["batch 1000, no reasons"]["rows_per_s"] / theirs["batch 1000"]["rows_per_s"], 1)
+        ours["batch 1000, no reasons"]["rows_per_s"] / theirs["batch 1000"]["rows_per_s"], 1
+    )
     results["ratios"]["batch 1000 rows/s, service with reasons / mlflow"] = round(
-        ours["batch 1000, reasons"]["rows_per_s"] / theirs["batch 1000"]["rows_per_s"], 1)
+        ours["batch 1000, reasons"]["rows_per_s"] / theirs["batch 1000"]["rows_per_s"], 1
+    )
     print("ratios:")
     for name, ratio in results["ratios"].items():
         print(f"  {name:<55} {ratio}x")

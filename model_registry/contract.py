@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -157,7 +157,8 @@ def _numeric_column(values: list[Any]) -> tuple[npt.NDArray[np.float32], list[in
     else:
         bad = [row for row, v in enumerate(values) if _as_number(v) is _INVALID]
         column = np.asarray(
-            [np.nan if v is None or row in bad else float(v) for row, v in enumerate(values)], dtype=np.float64
+            [np.nan if v is None or row in bad else float(v) for row, v in enumerate(values)],
+            dtype=np.float64,
         )
     column[bad] = np.nan
     return column.astype(np.float32), bad
