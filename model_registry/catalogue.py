@@ -23,7 +23,9 @@ class Eligibility(BaseModel):
 
     field: str = Field(description="The API field the rule reads, e.g. internet_service.")
     any_of: tuple[str, ...] = Field(default=(), description="Eligible when the field holds one of these.")
-    none_of: tuple[str, ...] = Field(default=(), description="Eligible when the field holds a value but these.")
+    none_of: tuple[str, ...] = Field(
+        default=(), description="Eligible when the field holds a value but these."
+    )
 
     @model_validator(mode="after")
     def _one_rule(self) -> Eligibility:
@@ -47,11 +49,13 @@ class Product(BaseModel):
     name: str
     eligible_when: Eligibility
     owned: str = Field(default="Yes", description="The field's value for a customer who has the product.")
-    not_owned: str = Field(default="No", description="The value for an eligible customer who does not have it.")
+    not_owned: str = Field(
+        default="No", description="The value for an eligible customer who does not have it."
+    )
     hidden_fields: tuple[str, ...] = Field(
         default=(),
         validate_default=True,
-        description="Fields the product's booster never sees; always includes the product's own."
+        description="Fields the product's booster never sees; always includes the product's own.",
     )
 
     @field_validator("hidden_fields")

@@ -1,7 +1,7 @@
 """Customer–product matching: one propensity booster per add-on, all of them in one registered version.
 
 Each product's booster learns, among the customers eligible for it, who owns it (Yes) from who does not (No).
-It sees every other field, the other products included (owning streaming TV says a lot about streaming movies),
+It sees every other field, the other products included (owning streaming TV says much about streaming movies),
 but never its own: that block of the matrix is missing in every row it learns from and every row it scores.
 The catalogue (products, eligibility, hidden fields) comes from the spec and is stored with the version.
 """
@@ -85,17 +85,24 @@ def train_products(
             "check": {
                 "records": dataset.records(dataset.holdout)[:5],
                 "probabilities": {
-                    p.name: _predict(boosters[p.name], hide_fields(hold_matrix, contract, p.hidden_fields)).tolist()
+                    p.name: _predict(
+                        boosters[p.name], hide_fields(hold_matrix, contract, p.hidden_fields)
+                    ).tolist()
                     for p in catalogue.products
                 },
             },
         }
         bundle = ModelBundle(contract=contract, boosters=boosters, metadata=metadata)
         example = pd.DataFrame(hold_matrix, columns=contract.column_names)
-        ref = publish(registry, spec, bundle, primary_booster=None, input_example=example, as_challenger=as_challenger)
+        ref = publish(
+            registry, spec, bundle, primary_booster=None, input_example=example, as_challenger=as_challenger
+        )
     log.info(
-        "%s version %d: mean holdout ROC AUC %.4f; hidden product in the top 3 for %.1f %% (popularity: %.1f %%)",
-        spec.registered_model, ref.version, figures["roc_auc"], 100 * ranking["hit_at_3"],
+        "%s version %d: mean holdout ROC AUC %.4f; hidden product in top 3: %.1f %% (popularity %.1f %%)",
+        spec.registered_model,
+        ref.version,
+        figures["roc_auc"],
+        100 * ranking["hit_at_3"],
         100 * ranking["popularity_hit_at_3"],
     )
     return ref, figures
@@ -109,7 +116,7 @@ def _train_one(
     matrix: npt.NDArray[np.float32],
     records: list[dict[str, Any]],
 ) -> tuple[xgb.Booster, dict[str, float], pd.DataFrame, float]:
-    """One product's booster on its eligible rows; its holdout figures, decile table and training popularity."""
+    """One product's booster from its eligible rows; its holdout figures, deciles and training popularity."""
     owns = np.fromiter((product.owns(r) for r in records), dtype=bool, count=len(records))
     # Eligible customers whose field is neither "Yes" nor "No" (none in the data) teach nothing either way.
     labelled = owns | np.fromiter((product.may_offer(r) for r in records), dtype=bool, count=len(records))
@@ -129,7 +136,11 @@ def _headline(summary: dict[str, dict[str, float]]) -> dict[str, float]:
     """The version's figures: the mean ROC AUC over products (the floor applies to it), its range, and each
     product's ROC AUC, PR AUC and positive rate (the full figures are in MLflow under holdout.<product>.)."""
     aucs = np.array([f["roc_auc"] for f in summary.values()])
-    figures = {"roc_auc": float(aucs.mean()), "roc_auc_min": float(aucs.min()), "roc_auc_max": float(aucs.max())}
+    figures = {
+        "roc_auc": float(aucs.mean()),
+        "roc_auc_min": float(aucs.min()),
+        "roc_auc_max": float(aucs.max()),
+    }
     for name, product_figures in summary.items():
         for key in ("roc_auc", "pr_auc", "positive_rate"):
             figures[f"{name}.{key}"] = product_figures[key]
@@ -146,8 +157,10 @@ def _ranking(
     """Hidden-product hit rates on the holdout, for the model and for ranking by training popularity."""
     cases = hidden_cases(catalogue, dataset.records(dataset.holdout), dataset.ids[dataset.holdout].tolist())
     matrix, _ = contract.encode([c.record for c in cases])
-    propensity = {p.name: _predict(boosters[p.name], hide_fields(matrix, contract, p.hidden_fields))
-                  for p in catalogue.products}
+    propensity = {
+        p.name: _predict(boosters[p.name], hide_fields(matrix, contract, p.hidden_fields))
+        for p in catalogue.products
+    }
     return ranking_figures(cases, propensity, popularity)
 
 
@@ -163,4 +176,6 @@ def _check_catalogue(catalogue: ProductCatalogue, contract: FeatureContract) -> 
         if feature is None or feature.kind != "categorical":
             raise ValueError(f"product {product.name!r} is not a categorical field of the data")
         if not {product.owned, product.not_owned} <= set(feature.categories):
-            raise ValueError(f"product {product.name!r} never holds {product.owned!r} and {product.not_owned!r}")
+            raise ValueError(
+                f"product {product.name!r} never holds {product.owned!r} and {product.not_owned!r}"
+            )

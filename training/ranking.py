@@ -8,7 +8,7 @@ good ranking puts it first. Hit rate at k: the share of customers whose hidden p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,9 @@ def hidden_product(customer_id: Any, owned: list[str]) -> str:
     return owned[int(hashlib.sha256(f"hidden:{customer_id}".encode()).hexdigest(), 16) % len(owned)]
 
 
-def hidden_cases(catalogue: ProductCatalogue, records: list[dict[str, Any]], ids: list[Any]) -> list[HiddenCase]:
+def hidden_cases(
+    catalogue: ProductCatalogue, records: list[dict[str, Any]], ids: list[Any]
+) -> list[HiddenCase]:
     cases = []
     for customer_id, record in zip(ids, records, strict=True):
         owned = [p.name for p in catalogue.products if p.owns(record)]
@@ -49,7 +51,9 @@ def hidden_cases(catalogue: ProductCatalogue, records: list[dict[str, Any]], ids
     return cases
 
 
-def hit_rates(cases: list[HiddenCase], scores: list[Mapping[str, float]], prefix: str) -> dict[str, float]:
+def hit_rates(
+    cases: list[HiddenCase], scores: Sequence[Mapping[str, float]], prefix: str
+) -> dict[str, float]:
     """Share of cases whose hidden product is within the top k when its candidates are sorted by their score,
     highest first (ties keep catalogue order)."""
     ranks = np.array([_rank(case, case_scores) for case, case_scores in zip(cases, scores, strict=True)])
@@ -57,7 +61,9 @@ def hit_rates(cases: list[HiddenCase], scores: list[Mapping[str, float]], prefix
 
 
 def ranking_figures(
-    cases: list[HiddenCase], propensity: Mapping[str, npt.NDArray[np.floating]], popularity: Mapping[str, float]
+    cases: list[HiddenCase],
+    propensity: Mapping[str, npt.NDArray[np.floating]],
+    popularity: Mapping[str, float],
 ) -> dict[str, float]:
     """Hit rates of the model (`propensity[product][case index]`), of ranking by popularity, and of chance."""
     candidates = np.array([len(c.candidates) for c in cases], dtype=float)
