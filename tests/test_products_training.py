@@ -10,7 +10,9 @@ import pytest
 from model_registry.bundle import ModelBundle
 from model_registry.catalogue import ProductCatalogue
 from model_registry.registry import ModelRegistry
+from tests.conftest import small
 from training.data import load_dataset
+from training.products import SuspectedLeakError, train_products
 from training.ranking import hidden_cases, hidden_product
 from training.spec import find_spec
 
@@ -102,3 +104,17 @@ def test_the_hidden_product_depends_only_on_the_customer() -> None:
     owned = ["online_backup", "streaming_tv", "multiple_lines"]
     assert hidden_product("7590-VHVEG", owned) == hidden_product("7590-VHVEG", list(owned))
     assert {hidden_product(f"{i:04d}-X", owned) for i in range(50)} == set(owned)
+
+
+def test_a_version_whose_boosters_can_read_the_bill_is_not_registered(
+    registry: ModelRegistry, data_dir: Path, products_version: int
+) -> None:
+    # Learning fast enough to find the leak within the short test fit.
+    spec = small(find_spec("products"))
+    spec = spec.model_copy(update={"training": spec.training.model_copy(update={"learning_rate": 0.3})})
+    with_bill = spec.data.model_copy(
+        update={"leave_out": [c for c in spec.data.leave_out if c.column == "Churn"]}
+    )
+    with pytest.raises(SuspectedLeakError, match="not registered"):
+        train_products(spec.model_copy(update={"data": with_bill}), data_dir, registry)
+    assert registry.versions("clm-products")[-1].version == products_version
