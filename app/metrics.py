@@ -43,6 +43,23 @@ CHURN_PROBABILITY = Histogram(
     "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
 )
 
+PRODUCT_OFFERS = Counter(
+    "clm_product_offers_total",
+    "Cross-sell offers returned, by product and rank",
+    ["model", "version", "product", "rank"],
+)
+PRODUCT_PROPENSITY = Histogram(
+    "clm_product_propensity",
+    "Propensities of the offers returned",
+    ["model", "version", "product"],
+    buckets=PROBABILITY_BUCKETS,
+)
+PRODUCT_NO_OFFER = Counter(
+    "clm_product_no_offer_total",
+    "Customers matched with nothing to offer (own or may not buy every one)",
+    ["model", "version"],
+)
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text: this process's registry, or every worker's when multiprocess mode is on."""
