@@ -19,12 +19,15 @@ class Settings(RegistrySettings):
 
     host: str = Field(default="127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port to serve on.")
+    workers: int = Field(
+        default=1, ge=1, description="Worker processes (`python -m app`); each loads every model."
+    )
     api_keys: dict[str, list[Scope]] = Field(
         default={DEMO_KEY: ["score", "admin"]},
         description='JSON map of API key to scopes, e.g. {"k1": ["score"]}. The default is the local demo key.',
     )
     models: list[str] = Field(
-        default=["clm-churn"],
+        default=["clm-churn", "clm-products"],
         description="Registered models to serve; /readyz is 503 until each has its champion loaded.",
     )
     alias: str = Field(default="champion", description="The alias that is served.")
