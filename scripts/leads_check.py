@@ -1,6 +1,6 @@
 """Check the served lead lines from outside: score each line's fixed holdout through POST /v1/leads/score and
 compare the ROC AUC with the one training logged for the served version; show observed conversion per grade;
-time ranking a pool of 1,000 leads in one POST /v1/leads/rank call.
+time ranking a pool of 1,000 leads in one POST /v1/leads/rank call, with reasons and without.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/leads_check.py                      # in-process app over var/
     PYTHONPATH=$PWD .venv/bin/python scripts/leads_check.py --url http://127.0.0.1:8101 --key demo-key
@@ -91,25 +91,28 @@ def main(
             table = grades.groupby("grade")["converted"].agg(leads="size", conversion="mean")
             table["lift"] = table["conversion"] / y.mean()
             typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
-            _time_rank(client, spec.line or "", leads[:BATCH], rank_calls)
+            for explain in (True, False):
+                _time_rank(client, spec.line or "", leads[:BATCH], rank_calls, explain)
 
 
-def _time_rank(client: httpx.Client, line: str, pool: list[dict[str, Any]], calls: int) -> None:
+def _time_rank(
+    client: httpx.Client, line: str, pool: list[dict[str, Any]], calls: int, explain: bool
+) -> None:
     latencies = []
     for _ in range(calls):
         started = time.perf_counter()
-        ranked = _post(client, "/v1/leads/rank", {"line": line, "leads": pool, "explain": True})["results"]
+        ranked = _post(client, "/v1/leads/rank", {"line": line, "leads": pool, "explain": explain})["results"]
         latencies.append(time.perf_counter() - started)
     probabilities = [r["conversion_probability"] for r in ranked]
     if probabilities != sorted(probabilities, reverse=True) or [r["rank"] for r in ranked] != list(
         range(1, len(pool) + 1)
     ):
         _fail(f"{line}: the ranked pool is not sorted by score with ranks 1..{len(pool)}")
-    if not all(r["grade"] in "ABCD" and r["top_factors"] is not None for r in ranked):
+    if not all(r["grade"] in "ABCD" and (r["top_factors"] is not None) == explain for r in ranked):
         _fail(f"{line}: a ranked lead lacks its grade or its reasons")
     ms = np.array(latencies) * 1000
     typer.echo(
-        f"rank {len(pool)} {line} leads with reasons in one call, {calls} calls: "
+        f"rank {len(pool)} {line} leads {'with' if explain else 'without'} reasons in one call, {calls} calls: "
         f"median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms"
     )
 
