@@ -42,6 +42,19 @@ SCORED_RECORDS = Counter("clm_scored_records_total", "Records scored", ["model",
 CHURN_PROBABILITY = Histogram(
     "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
 )
+# Outbound conversion is rare (11 %): finer buckets at the low end show where most leads sit.
+LEAD_PROBABILITY_BUCKETS = (0.01, 0.02, 0.05, *PROBABILITY_BUCKETS)
+LEAD_CONVERSION_PROBABILITY = Histogram(
+    "clm_lead_conversion_probability",
+    "Lead conversion probabilities served",
+    ["model", "version"],
+    buckets=LEAD_PROBABILITY_BUCKETS,
+)
+LEAD_GRADES = Counter(
+    "clm_lead_grades_total",
+    "Leads graded, by lead line, served version and grade",
+    ["line", "version", "grade"],
+)
 
 PRODUCT_OFFERS = Counter(
     "clm_product_offers_total",

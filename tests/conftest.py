@@ -76,3 +76,30 @@ def client(registry: ModelRegistry, churn_version: int, products_version: int) -
     with TestClient(create_app(make_settings(registry, ["clm-churn", "clm-products"]))) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def inbound_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.binary import train_binary
+
+    ref, _ = train_binary(small(find_spec("leads", "inbound")), data_dir, registry)
+    return ref.version
+
+
+@pytest.fixture(scope="session")
+def outbound_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.binary import train_binary
+
+    ref, _ = train_binary(small(find_spec("leads", "outbound")), data_dir, registry)
+    return ref.version
+
+
+@pytest.fixture(scope="session")
+def leads_client(
+    registry: ModelRegistry, inbound_version: int, outbound_version: int
+) -> Iterator[TestClient]:
+    """The app serving both lead lines."""
+    settings = make_settings(registry, ["clm-leads-inbound", "clm-leads-outbound"])
+    with TestClient(create_app(settings)) as test_client:
+        test_client.headers["X-API-Key"] = SCORE_KEY
+        yield test_client
