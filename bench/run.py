@@ -94,6 +94,16 @@ def _measure(port: int, scenarios: list[tuple[str, list[bytes], int, int]]) -> l
     return rows
 
 
+def _lead_pool(data_dir: Path) -> list[dict[str, Any]]:
+    """1,000 real inbound leads from the holdout, with their IDs: the pool a dispatcher ranks."""
+    spec = find_spec("leads", "inbound")
+    dataset = load_dataset(spec, data_dir)
+    pool = dataset.records(dataset.holdout)[:1000]
+    for lead, lead_id in zip(pool, dataset.ids[dataset.holdout], strict=False):
+        lead["lead_number"] = int(lead_id)
+    return pool
+
+
 def main() -> None:
     settings = RegistrySettings()
     registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
@@ -101,7 +111,8 @@ def main() -> None:
     if ref is None:
         raise SystemExit("clm-churn has no champion: run `make train` first")
     bundle = registry.load("clm-churn", ref.version)
-    dataset = load_dataset(find_spec("churn"), Path(os.environ.get("CLM_DATA_DIR", "../shared/data")))
+    data_dir = Path(os.environ.get("CLM_DATA_DIR", "../shared/data"))
+    dataset = load_dataset(find_spec("churn"), data_dir)
     records = dataset.records(dataset.holdout)
     for record, customer_id in zip(records, dataset.ids[dataset.holdout], strict=True):
         record["customer_id"] = customer_id
@@ -119,6 +130,17 @@ def main() -> None:
     singles_plain = [build_request("/v1/churn/score", service_body([r], False), KEY) for r in records[:500]]
     batch = [build_request("/v1/churn/score", service_body(records[:1000], False), KEY)]
     batch_explained = [build_request("/v1/churn/score", service_body(records[:1000], True), KEY)]
+    leads = _lead_pool(data_dir)
+    rank_plain = [
+        build_request(
+            "/v1/leads/rank", json.dumps({"line": "inbound", "leads": leads, "explain": False}).encode(), KEY
+        )
+    ]
+    rank_top = [
+        build_request(
+            "/v1/leads/rank", json.dumps({"line": "inbound", "leads": leads, "top_k": 50}).encode(), KEY
+        )
+    ]
     ml_singles = [build_request("/invocations", mlflow_body(i, 1), {}) for i in range(500)]
     ml_batch = [build_request("/invocations", mlflow_body(0, 1000), {})]
 
@@ -172,6 +194,8 @@ def main() -> None:
                     ("single, no reasons, concurrency 8", singles_plain, 8, 1),
                     ("batch 1000, no reasons", batch, 1, 1000),
                     ("batch 1000, reasons", batch_explained, 1, 1000),
+                    ("rank 1000 inbound leads, no reasons", rank_plain, 1, 1000),
+                    ("rank 1000 inbound leads, top_k 50 explained", rank_top, 1, 1000),
                 ],
             )
     command = [
