@@ -42,6 +42,12 @@ SCORED_RECORDS = Counter("clm_scored_records_total", "Records scored", ["model",
 CHURN_PROBABILITY = Histogram(
     "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
 )
+DIAGNOSIS_GAPS = Histogram(
+    "clm_diagnosis_gaps",
+    "Gaps reported per diagnosed listing",
+    ["model", "version"],
+    buckets=(0, 1, 2, 3, 5, 8, 13),
+)
 
 
 def render() -> tuple[bytes, str]:

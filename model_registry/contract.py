@@ -4,7 +4,7 @@ Training writes the contract into the model version's artifacts and serving read
 two can never disagree about features. Encoding turns JSON records into the float32 matrix the booster was
 trained on: numeric fields as they are, each categorical field as a block of one-hot columns. A missing
 value, and a category never seen in training, become NaN across the block, which XGBoost routes along the
-branch it learned for missing values.
+branch it learned for missing values. Derived fields (model_registry.derived) are filled in first.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from model_registry.derived import Derivation, derive
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -59,6 +61,7 @@ class FieldError:
 class FeatureContract:
     id_field: str
     features: list[Feature]
+    derived: tuple[Derivation, ...] = ()
     _offsets: list[int] = field(init=False, repr=False)
     _category_index: list[dict[str, int]] = field(init=False, repr=False)
 
@@ -89,7 +92,10 @@ class FeatureContract:
         return list(self._offsets)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+        out: dict[str, Any] = {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+        if self.derived:
+            out["derived"] = [d.model_dump(mode="json", exclude_defaults=True) for d in self.derived]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureContract:
@@ -102,7 +108,12 @@ class FeatureContract:
             )
             for f in data["features"]
         ]
-        return cls(id_field=data["id_field"], features=features)
+        derived = tuple(Derivation.model_validate(d) for d in data.get("derived", ()))
+        return cls(id_field=data["id_field"], features=features, derived=derived)
+
+    def with_derived(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as the model reads it: every derived field it lacks filled in (bad sources give null)."""
+        return derive(record, self.derived)[0] if self.derived else record
 
     def encode(
         self, records: list[dict[str, Any]], path_prefix: str = "records"
@@ -114,10 +125,15 @@ class FeatureContract:
         """
         matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         errors: list[FieldError] = []
-        for row, record in enumerate(records):
+        for row, sent in enumerate(records):
+            record, problems = derive(sent, self.derived) if self.derived else (sent, [])
+            errors.extend(FieldError(f"{path_prefix}[{row}].{name}", message) for name, message in problems)
+            reported = {name for name, _ in problems}  # a bad source that is also a feature is named once
             for feature, offset, index in zip(
                 self.features, self._offsets, self._category_index, strict=True
             ):
+                if feature.name in reported:
+                    continue
                 value = record.get(feature.name)
                 if feature.kind == "numeric":
                     number = _as_number(value)
@@ -144,9 +160,9 @@ class FeatureContract:
         return matrix, errors
 
     def display_value(self, record: dict[str, Any], feature_index: int) -> Any:
-        """The value a reason names: what the client sent, or null when it was missing or unseen."""
+        """The value a reason names: what the client sent (or was derived from it), null when missing or unseen."""
         feature = self.features[feature_index]
-        value = record.get(feature.name)
+        value = self.with_derived(record).get(feature.name)
         if feature.kind == "categorical" and _as_category(value) not in self._category_index[feature_index]:
             return None
         return value
