@@ -49,11 +49,28 @@ DIAGNOSIS_GAPS = Histogram(
     buckets=(0, 1, 2, 3, 5, 8, 13),
 )
 
+PRODUCT_OFFERS = Counter(
+    "clm_product_offers_total",
+    "Cross-sell offers returned, by product and rank",
+    ["model", "version", "product", "rank"],
+)
+PRODUCT_PROPENSITY = Histogram(
+    "clm_product_propensity",
+    "Propensities of the offers returned",
+    ["model", "version", "product"],
+    buckets=PROBABILITY_BUCKETS,
+)
+PRODUCT_NO_OFFER = Counter(
+    "clm_product_no_offer_total",
+    "Customers matched with nothing to offer (own or may not buy every one)",
+    ["model", "version"],
+)
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text: this process's registry, or every worker's when multiprocess mode is on."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

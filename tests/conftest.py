@@ -52,6 +52,14 @@ def churn_version(registry: ModelRegistry, data_dir: Path) -> int:
     return ref.version
 
 
+@pytest.fixture(scope="session")
+def products_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.products import train_products
+
+    ref, _ = train_products(small(find_spec("products")), data_dir, registry)
+    return ref.version
+
+
 def make_settings(registry: ModelRegistry, models: list[str], **overrides: object) -> Settings:
     return Settings(
         mlflow_tracking_uri=registry.tracking_uri,
@@ -63,9 +71,9 @@ def make_settings(registry: ModelRegistry, models: list[str], **overrides: objec
 
 
 @pytest.fixture(scope="session")
-def client(registry: ModelRegistry, churn_version: int) -> Iterator[TestClient]:
+def client(registry: ModelRegistry, churn_version: int, products_version: int) -> Iterator[TestClient]:
     """The app serving every model trained for the session."""
-    with TestClient(create_app(make_settings(registry, ["clm-churn"]))) as test_client:
+    with TestClient(create_app(make_settings(registry, ["clm-churn", "clm-products"]))) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client
 

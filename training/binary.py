@@ -63,7 +63,8 @@ def assign_grades(p: npt.NDArray[np.floating], grades: list[dict[str, Any]]) -> 
     """Each probability's grade: the best grade whose cut-off it reaches."""
     cutoffs = np.array([g["min_probability"] for g in grades])
     names = np.array([g["grade"] for g in grades])
-    return names[np.argmax(p[:, None] >= cutoffs[None, :], axis=1)]
+    chosen: npt.NDArray[np.str_] = names[np.argmax(p[:, None] >= cutoffs[None, :], axis=1)]
+    return chosen
 
 
 def train_binary(

@@ -92,7 +92,7 @@ def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = No
         target = frame[spec.data.target_column].astype(str).isin(spec.data.positive_values).to_numpy(np.int8)
     dropped = {c.column: c.why for c in spec.data.leave_out}
     dropped[spec.data.id_column] = "record ID, not a property of the record"
-    dropped[spec.data.target_column] = "the target"
+    dropped.setdefault(spec.data.target_column, "the target")  # a reason the spec gives wins
     for column in exclude or []:
         dropped.setdefault(column, "excluded by the model kind")
     features = frame.drop(columns=[c for c in dropped if c in frame.columns])
