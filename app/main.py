@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
-from app.routers import churn, health, lead_scoring, models, products
+from app.routers import churn, diagnosis, health, lead_scoring, models, products
 from app.scoring.loaded import LoadedModels
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
@@ -52,6 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
-    for router in (health.router, churn.router, models.router, products.router, lead_scoring.router):
+    for router in (
+        health.router,
+        churn.router,
+        lead_scoring.router,
+        products.router,
+        diagnosis.router,
+        models.router,
+    ):
         app.include_router(router)
     return app

@@ -55,6 +55,12 @@ LEAD_GRADES = Counter(
     "Leads graded, by lead line, served version and grade",
     ["line", "version", "grade"],
 )
+DIAGNOSIS_GAPS = Histogram(
+    "clm_diagnosis_gaps",
+    "Gaps reported per diagnosed listing",
+    ["model", "version"],
+    buckets=(0, 1, 2, 3, 5, 8, 13),
+)
 
 PRODUCT_OFFERS = Counter(
     "clm_product_offers_total",

@@ -4,7 +4,7 @@ Training writes the contract into the model version's artifacts and serving read
 two can never disagree about features. Encoding turns JSON records into the float32 matrix the booster was
 trained on: numeric fields as they are, each categorical field as a block of one-hot columns. A missing
 value, and a category never seen in training, become NaN across the block, which XGBoost routes along the
-branch it learned for missing values.
+branch it learned for missing values. Derived fields (model_registry.derived) are filled in first.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from model_registry.derived import Derivation, derive
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -60,6 +62,7 @@ class FieldError:
 class FeatureContract:
     id_field: str
     features: list[Feature]
+    derived: tuple[Derivation, ...] = ()
     _offsets: list[int] = field(init=False, repr=False)
     _category_index: list[dict[str, int]] = field(init=False, repr=False)
 
@@ -90,7 +93,10 @@ class FeatureContract:
         return list(self._offsets)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+        out: dict[str, Any] = {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+        if self.derived:
+            out["derived"] = [d.model_dump(mode="json", exclude_defaults=True) for d in self.derived]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureContract:
@@ -103,7 +109,12 @@ class FeatureContract:
             )
             for f in data["features"]
         ]
-        return cls(id_field=data["id_field"], features=features)
+        derived = tuple(Derivation.model_validate(d) for d in data.get("derived", ()))
+        return cls(id_field=data["id_field"], features=features, derived=derived)
+
+    def with_derived(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as the model reads it: every derived field it lacks filled in (bad sources give null)."""
+        return derive(record, self.derived)[0] if self.derived else record
 
     def encode(
         self, records: list[dict[str, Any]], path_prefix: str = "records"
@@ -115,6 +126,8 @@ class FeatureContract:
         """
         matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         errors: list[FieldError] = []
+        if self.derived:
+            records, errors = self._derive(records, path_prefix)
         for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
             values = list(map(dict.get, records, repeat(feature.name)))
             if feature.kind == "numeric":
@@ -129,13 +142,26 @@ class FeatureContract:
                 message = "must be a string or null"
             errors.extend(FieldError(f"{path_prefix}[{row}].{feature.name}", message) for row in bad_rows)
         if errors:
+            errors = list(dict.fromkeys(errors))  # a bad derivation source that is also a feature, named once
             errors.sort(key=lambda e: int(e.path[len(path_prefix) + 1 : e.path.index("]")]))
         return matrix, errors
 
+    def _derive(
+        self, records: list[dict[str, Any]], path_prefix: str
+    ) -> tuple[list[dict[str, Any]], list[FieldError]]:
+        """The records with their derived fields filled in, and the bad sources found on the way."""
+        filled: list[dict[str, Any]] = []
+        errors: list[FieldError] = []
+        for row, record in enumerate(records):
+            with_fields, problems = derive(record, self.derived)
+            filled.append(with_fields)
+            errors.extend(FieldError(f"{path_prefix}[{row}].{name}", message) for name, message in problems)
+        return filled, errors
+
     def display_value(self, record: dict[str, Any], feature_index: int) -> Any:
-        """The value a reason names: what the client sent, or null when it was missing or unseen."""
+        """The value a reason names: what the client sent (or was derived from it), null when missing or unseen."""
         feature = self.features[feature_index]
-        value = record.get(feature.name)
+        value = self.with_derived(record).get(feature.name)
         if feature.kind == "categorical" and _as_category(value) not in self._category_index[feature_index]:
             return None
         return value

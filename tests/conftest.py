@@ -103,3 +103,22 @@ def leads_client(
     with TestClient(create_app(settings)) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def diagnosis_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, dict[str, float]]:
+    """A real effect model on the real listings (short fit): its version and the holdout figures it logged."""
+    from training.diagnosis import train_diagnosis
+
+    ref, figures = train_diagnosis(small(find_spec("diagnosis")), data_dir, registry)
+    return ref.version, figures
+
+
+@pytest.fixture(scope="session")
+def diagnosis_client(
+    registry: ModelRegistry, diagnosis_trained: tuple[int, dict[str, float]]
+) -> Iterator[TestClient]:
+    """The app serving the effect diagnosis model."""
+    with TestClient(create_app(make_settings(registry, ["clm-diagnosis"]))) as test_client:
+        test_client.headers["X-API-Key"] = SCORE_KEY
+        yield test_client
