@@ -33,7 +33,7 @@ customers: $(STAMP)
 	$(BIN)/clm ingest customers $(CUSTOMERS)
 
 run: train customers
-	$(BIN)/uvicorn app.main:create_app --factory --host $(CLM_HOST) --port $(CLM_PORT) --no-access-log
+	$(BIN)/python -m app
 
 test: $(STAMP)
 	$(BIN)/pytest -q

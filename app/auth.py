@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -25,7 +25,7 @@ def _scopes_of(request: Request, key: str | None) -> list[Scope]:
     raise Unauthorized("unknown API key")
 
 
-def require(scope: Scope) -> object:
+def require(scope: Scope) -> Any:
     def check(request: Request, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
         if scope not in _scopes_of(request, key):
             raise Forbidden(f"this key lacks the {scope!r} scope")

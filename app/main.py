@@ -14,7 +14,7 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.prediction_log import PredictionLog
-from app.routers import churn, customers, health, models, outcomes
+from app.routers import churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
 from app.scoring.loaded import LoadedModels
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
@@ -72,6 +72,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
-    for router in (health.router, churn.router, models.router, customers.router, outcomes.router):
+    for router in (
+        health.router,
+        churn.router,
+        lead_scoring.router,
+        products.router,
+        diagnosis.router,
+        models.router,
+        customers.router,
+        outcomes.router,
+    ):
         app.include_router(router)
     return app

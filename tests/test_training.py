@@ -60,7 +60,9 @@ def test_the_registered_version_carries_its_contract_signature_and_example(
     assert contract_kind["total_charges"] == "numeric"
     assert "Month-to-month" in next(f for f in bundle.contract.features if f.name == "contract").categories
     source = registry.client.get_model_version_download_uri("clm-churn", str(churn_version))
-    model = mlflow.models.Model.load(mlflow.artifacts.download_artifacts(source))
+    model = mlflow.models.Model.load(
+        mlflow.artifacts.download_artifacts(source, tracking_uri=registry.tracking_uri)
+    )
     assert model.signature is not None
     assert model.saved_input_example_info is not None
     assert "xgboost" in model.flavors

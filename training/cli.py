@@ -14,6 +14,8 @@ from pydantic_settings import SettingsConfigDict
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
 from training.binary import train_binary
+from training.diagnosis import train_diagnosis
+from training.products import train_products
 from training.spec import ModelSpec, all_specs, find_spec
 
 app = typer.Typer(
@@ -36,7 +38,7 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
-    trainers = {"binary": train_binary}
+    trainers = {"binary": train_binary, "products": train_products, "diagnosis": train_diagnosis}
     trainer = trainers.get(spec.kind)
     if trainer is None:
         raise typer.BadParameter(f"model kind {spec.kind!r} has no trainer yet")
