@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 ALEMBIC_INI = Path(__file__).parent / "alembic.ini"
-# Any constant works: every process upgrading the same PostgreSQL database takes this lock, so concurrent
-# starts (several workers or replicas) run the migrations once, one after the other.
+# Any constant works: every process upgrading the same PostgreSQL database takes this lock.
 _MIGRATION_LOCK_ID = 7_310_2024
 
 
@@ -39,8 +38,11 @@ class Database:
         """Bring the schema to the newest migration (a no-op when it is there already)."""
         config = Config(str(ALEMBIC_INI))
         with self.engine.begin() as connection:
+            # Several workers or replicas starting at once migrate one after the other, never side by side.
             if self.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            elif self.dialect == "sqlite":
+                connection.exec_driver_sql("BEGIN EXCLUSIVE")  # the DDL below then runs in this transaction
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

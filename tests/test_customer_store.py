@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.cli import clm
@@ -165,3 +166,13 @@ def test_a_file_without_a_customer_id_column_is_refused(database_url: str, tmp_p
     result = ingest(database_url, str(path))
     assert result.exit_code == 2
     assert "customer_id" in result.output
+
+
+def test_services_starting_together_migrate_one_after_the_other(database_url: str) -> None:
+    databases = [Database(database_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(Database.upgrade, databases))
+    for opened in databases:
+        opened.dispose()
+    with Database(database_url).session() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 0
