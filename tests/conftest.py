@@ -207,24 +207,34 @@ def database_url(backend: str, databases: Databases) -> str:
     return databases.new(backend)
 
 
+def load_demo_customers(database_url: str, data_dir: Path) -> None:
+    """Migrate the database and load the 7,043 Telco customers, as `make run` does."""
+    from app.db import Database
+    from app.ingest import ingest_customers
+
+    database = Database(database_url)
+    try:
+        database.upgrade()
+        ingest_customers(database, data_dir / TELCO_FILE, batch_size=1000)
+    finally:
+        database.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def store_client(
     request: pytest.FixtureRequest,
     databases: Databases,
     registry: ModelRegistry,
     churn_version: int,
+    products_version: int,
     data_dir: Path,
 ) -> Iterator[TestClient]:
-    """The app on each backend, its customer store loaded with the Telco demo customers (shared: read, don't count)."""
-    from app.db import Database
-    from app.ingest import ingest_customers
-
+    """The churn and product models on each backend, with the demo customers stored (shared: read, don't count)."""
     url = databases.new(str(request.param))
-    database = Database(url)
-    database.upgrade()
-    ingest_customers(database, data_dir / TELCO_FILE, batch_size=1000)
-    database.dispose()
-    settings = make_settings(registry, ["clm-churn"], database_url=url, prediction_log_interval=0.05)
+    load_demo_customers(url, data_dir)
+    settings = make_settings(
+        registry, ["clm-churn", "clm-products"], database_url=url, prediction_log_interval=0.05
+    )
     with TestClient(create_app(settings)) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.main import create_app
 from app.models import PredictionRow
+from model_registry.registry import ModelRegistry
+from tests.conftest import SCORE_KEY, load_demo_customers, make_settings
 from tests.test_prediction_log import wait_until
 
 
@@ -18,24 +22,46 @@ def profile(client: TestClient, customer_id: str) -> dict:
 
 
 def test_a_stored_customer_profile_has_every_part_with_its_model_version_and_feature_age(
-    store_client: TestClient, churn_version: int
+    store_client: TestClient, churn_version: int, products_version: int
 ) -> None:
     body = profile(store_client, "7590-VHVEG")
     churn_ref = {"name": "clm-churn", "version": churn_version, "alias": "champion"}
+    products_ref = {"name": "clm-products", "version": products_version, "alias": "champion"}
     assert body["customer_id"] == "7590-VHVEG"
     for part in ("churn", "offers", "lifecycle", "value", "next_best_action"):
         assert body[part]["features_age_seconds"] >= 0
         assert body[part]["features_as_of"] == body["churn"]["features_as_of"]
     assert body["churn"]["models"] == [churn_ref]
+    assert body["offers"]["models"] == [products_ref]
     assert body["lifecycle"]["models"] == [churn_ref]
     assert body["value"]["models"] == []  # a rule on stored data, no model behind it
-    assert churn_ref in body["next_best_action"]["models"]
+    assert body["next_best_action"]["models"] == [churn_ref, products_ref]
     assert body["lifecycle"]["stage"] in {"A", "B", "C", "D", "E"}
     assert body["value"]["tier"] in {"high", "mid", "low"}
     action = body["next_best_action"]
     assert action["script"]
     assert action["risk_level"] == body["churn"]["risk_level"]
     assert action["value_tier"] == body["value"]["tier"]
+
+
+def test_the_offers_are_the_best_products_the_customer_lacks_as_the_match_route_ranks_them(
+    store_client: TestClient,
+) -> None:
+    offers = profile(store_client, "7590-VHVEG")["offers"]
+    matched = store_client.post("/v1/products/match", json={"customers": [{"customer_id": "7590-VHVEG"}]})
+    (result,) = matched.json()["results"]
+    assert offers["available"] is True
+    assert offers["recommendations"] == result["recommendations"]
+    # 7590-VHVEG (DSL, no phone) lacks online security, device protection, tech support and both streams.
+    assert {o["product"] for o in offers["recommendations"]} <= {
+        "online_security",
+        "device_protection",
+        "tech_support",
+        "streaming_tv",
+        "streaming_movies",
+    }
+    best = offers["recommendations"][0]["propensity"]
+    assert offers["intent"] == ("high" if best >= 0.5 else "low")
 
 
 def test_the_profile_churn_part_is_the_score_the_churn_route_gives(store_client: TestClient) -> None:
@@ -48,12 +74,16 @@ def test_the_profile_churn_part_is_the_score_the_churn_route_gives(store_client:
 
 
 def test_without_a_product_model_the_offers_part_says_so_and_the_rest_stands(
-    store_client: TestClient,
+    registry: ModelRegistry, churn_version: int, database_url: str, data_dir: Path
 ) -> None:
-    body = profile(store_client, "7590-VHVEG")
+    load_demo_customers(database_url, data_dir)
+    settings = make_settings(registry, ["clm-churn"], database_url=database_url)
+    with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as client:
+        body = profile(client, "7590-VHVEG")
     offers = body["offers"]
     assert offers["available"] is False
     assert "clm-products" in offers["message"]
+    assert offers["models"] == []
     assert offers["recommendations"] == []
     assert offers["intent"] == "unknown"
     assert body["next_best_action"]["action"] in {"retention_care", "nurture"}
@@ -76,21 +106,30 @@ def test_an_unknown_customer_is_a_404(store_client: TestClient) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_each_profile_served_is_logged_as_a_churn_score(store_client: TestClient, churn_version: int) -> None:
+def test_each_profile_served_is_logged_as_its_churn_score_and_its_offers(
+    store_client: TestClient, churn_version: int, products_version: int
+) -> None:
     request_id = uuid.uuid4().hex
     response = store_client.get("/v1/customers/7590-VHVEG/profile", headers={"X-Request-ID": request_id})
-    churn = response.json()["churn"]
+    body = response.json()
     prediction_log = store_client.app_state["prediction_log"]
     wait_until(lambda: prediction_log.pending == 0, "the log to be written")
     with store_client.app_state["database"].session() as session:
         rows = session.scalars(select(PredictionRow).where(PredictionRow.request_id == request_id)).all()
-    assert [(r.route, r.model, r.version, r.record_id, r.score, r.label) for r in rows] == [
+    route = "/v1/customers/{customer_id}/profile"
+    churn = body["churn"]
+    assert {(r.route, r.model, r.version, r.record_id, r.item, r.score, r.label) for r in rows} == {
         (
-            "/v1/customers/{customer_id}/profile",
+            route,
             "clm-churn",
             churn_version,
             "7590-VHVEG",
+            "",
             churn["churn_probability"],
             churn["risk_level"],
-        )
-    ]
+        ),
+        *(
+            (route, "clm-products", products_version, "7590-VHVEG", o["product"], o["propensity"], None)
+            for o in body["offers"]["recommendations"]
+        ),
+    }

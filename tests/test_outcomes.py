@@ -146,3 +146,48 @@ def test_performance_reports_realised_auc_conversion_by_risk_level_and_lift_of_t
     assert by_level["high"]["lift"] > 1 > by_level["low"]["lift"]
     assert version["top_decile_lift"] > 1
     assert version["by_item"] == []
+
+
+def test_offer_outcomes_judge_the_product_score_they_answer(
+    registry: ModelRegistry, churn_version: int, products_version: int, database_url: str, data_dir: Path
+) -> None:
+    dataset = load_dataset(find_spec("churn"), data_dir)
+    customers = [
+        {"customer_id": str(i), **r} for i, r in zip(dataset.ids[:60], dataset.records()[:60], strict=True)
+    ]
+    with serving(registry, database_url, prediction_log_interval=0.05, models=("clm-products",)) as client:
+        response = client.post("/v1/products/match", json={"customers": customers, "explain": False})
+        offers = [
+            (r["customer_id"], o["product"]) for r in response.json()["results"] for o in r["recommendations"]
+        ]
+        wait_until(lambda: client.app_state["prediction_log"].pending == 0, "the offers to be logged")
+        # Every offer made gets an answer: taken for tech support, declined otherwise; and one answer about a
+        # product never offered, which no logged score predicted.
+        answers = [
+            {
+                "event": "offer_accepted",
+                "record_id": cid,
+                "product": product,
+                "happened": product == "tech_support",
+            }
+            for cid, product in offers
+        ]
+        never_offered = next(
+            p
+            for p in ("multiple_lines", "online_backup", "streaming_tv")
+            if (customers[0]["customer_id"], p) not in offers
+        )
+        answers.append(
+            {"event": "offer_accepted", "record_id": customers[0]["customer_id"], "product": never_offered}
+        )
+        post(client, *answers)
+        body = client.get("/v1/models/clm-products/performance").json()
+
+    (version,) = body["versions"]
+    assert body["event"] == "offer_accepted"
+    assert version["records"] == len(offers)
+    by_item = {g["group"]: g for g in version["by_item"]}
+    assert sum(g["records"] for g in by_item.values()) == len(offers)
+    assert by_item["tech_support"]["positive_rate"] == 1.0
+    assert all(g["positive_rate"] == 0.0 for name, g in by_item.items() if name != "tech_support")
+    assert version["by_label"] == []

@@ -34,8 +34,10 @@ def customers(data_dir: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def serving(registry: ModelRegistry, database_url: str, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(make_settings(registry, ["clm-churn"], database_url=database_url, **settings))
+def serving(
+    registry: ModelRegistry, database_url: str, models: tuple[str, ...] = ("clm-churn",), **settings: Any
+) -> Iterator[TestClient]:
+    app = create_app(make_settings(registry, list(models), database_url=database_url, **settings))
     with TestClient(app) as client:
         client.headers["X-API-Key"] = SCORE_KEY
         yield client
@@ -185,3 +187,41 @@ def test_a_database_outage_under_load_loses_no_log_row_and_fails_no_request(
 
     assert served == 400
     assert len(logged(database_url)) == served
+
+
+def logged_for(client: TestClient, request_id: str) -> list[tuple[Any, ...]]:
+    wait_until(lambda: client.app_state["prediction_log"].pending == 0, "the log to be written")
+    with client.app_state["database"].session() as session:
+        rows = session.scalars(select(PredictionRow).where(PredictionRow.request_id == request_id))
+        return sorted((r.route, r.model, r.record_id, r.score, r.label) for r in rows)
+
+
+def test_lead_scores_and_rankings_are_logged_with_their_grades(
+    leads_client: TestClient, inbound_version: int
+) -> None:
+    from tests.test_leads_api import LEAD
+
+    leads = [LEAD, {**LEAD, "lead_number": 660738, "total_visits": 0.0}]
+    for route, extra in (("/v1/leads/score", {}), ("/v1/leads/rank", {"top_k": 1})):
+        request_id = uuid.uuid4().hex
+        response = leads_client.post(
+            route, json={"line": "inbound", "leads": leads, **extra}, headers={"X-Request-ID": request_id}
+        )
+        results = response.json()["results"]
+        assert logged_for(leads_client, request_id) == sorted(
+            (route, "clm-leads-inbound", str(r["lead_number"]), r["conversion_probability"], r["grade"])
+            for r in results
+        )
+
+
+def test_diagnoses_are_logged_with_their_effect_probability(diagnosis_client: TestClient) -> None:
+    from tests.test_diagnosis_api import LISTING
+
+    request_id = uuid.uuid4().hex
+    response = diagnosis_client.post(
+        "/v1/diagnosis", json={"listings": [LISTING]}, headers={"X-Request-ID": request_id}
+    )
+    (result,) = response.json()["results"]
+    assert logged_for(diagnosis_client, request_id) == [
+        ("/v1/diagnosis", "clm-diagnosis", LISTING["product_id"], result["effect_probability"], None)
+    ]

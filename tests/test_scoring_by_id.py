@@ -48,3 +48,20 @@ def test_an_unknown_id_with_fields_scores_as_sent(store_client: TestClient) -> N
     (result,) = score(store_client, [prospect])
     assert result["customer_id"] == "NEW-1"
     assert 0 < result["churn_probability"] < 1
+
+
+def test_product_offers_for_a_stored_customer_by_id_are_those_of_its_full_record(
+    store_client: TestClient,
+) -> None:
+    def match(customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        response = store_client.post("/v1/products/match", json={"customers": customers})
+        assert response.status_code == 200, response.text
+        return response.json()["results"]  # type: ignore[no-any-return]
+
+    (by_id,) = match([{"customer_id": "7590-VHVEG"}])
+    (whole,) = match([CUSTOMER])
+    assert by_id == whole
+    assert by_id["recommendations"]
+    unknown = store_client.post("/v1/products/match", json={"customers": [{"customer_id": "NO-SUCH"}]})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["details"][0]["path"] == "customers[0].customer_id"

@@ -3,11 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep
 from app.errors import error_response_doc
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.diagnosis import DIAGNOSIS_MODEL, diagnose_listings
+from app.scoring.diagnosis import DIAGNOSIS_MODEL, diagnose_listings, diagnosis_predictions
 
 router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
 
@@ -20,12 +20,17 @@ router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
 def diagnose(
-    body: DiagnosisRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: DiagnosisRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
 ) -> DiagnosisResponse:
     """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
     results = diagnose_listings(scorer, body.listings)
+    log_predictions(scorer, diagnosis_predictions(results))
     return DiagnosisResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},

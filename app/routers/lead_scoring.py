@@ -3,11 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep
 from app.errors import error_response_doc
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.leads import line_scorer, rank_leads, score_leads
+from app.scoring.leads import lead_predictions, line_scorer, rank_leads, score_leads
 from app.scoring.scorer import Scorer
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope])
@@ -21,12 +21,17 @@ router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope]
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def score(
-    body: LeadsRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: LeadsRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
 ) -> LeadsResponse:
     """Score 1–1,000 leads with the line's champion model; results come in request order."""
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = score_leads(scorer, body.leads, body.explain)
+    log_predictions(scorer, lead_predictions(scorer, results))
     return LeadsResponse.model_validate(
         {"model": _model_ref(scorer), "request_id": request_id, "results": results}
     )
@@ -40,12 +45,17 @@ def score(
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def rank(
-    body: RankRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: RankRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
 ) -> RankResponse:
     """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = rank_leads(scorer, body.leads, body.explain, body.top_k)
+    log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
     return RankResponse.model_validate(
         {"model": _model_ref(scorer), "request_id": request_id, "results": results}
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep
 from app.errors import error_response_doc
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.products import PRODUCTS_MODEL, match_products
+from app.scoring.products import PRODUCTS_MODEL, match_products, product_predictions
+from app.scoring.store import fill_from_store
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope])
 
@@ -19,15 +20,22 @@ router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Score
     response_model=ProductMatchResponse,
     summary="The best add-on offers for a batch of customers, with reasons",
     operation_id="match_products",
-    responses=error_response_doc(401, 403, 413, 422, 503),
+    responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def match(
-    body: ProductMatchRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: ProductMatchRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    session: SessionDep,
+    log_predictions: PredictionLogDep,
 ) -> ProductMatchResponse:
-    """Rank the products each customer lacks and may buy by propensity; results come in request order."""
+    """Rank the products each customer lacks and may buy (whole records or stored ids); in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(PRODUCTS_MODEL)
-    results = match_products(scorer, body.customers, body.top_n, body.explain)
+    customers = fill_from_store(session, body.customers, scorer, "customers")
+    results = match_products(scorer, customers, body.top_n, body.explain)
+    log_predictions(scorer, product_predictions(results))
     return ProductMatchResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},

@@ -22,10 +22,10 @@ from app.repositories import predictions as prediction_repo
 from app.repositories.predictions import ScoredOutcome
 from app.schemas.outcomes import QUALIFIER, OutcomeIn
 from app.scoring.churn import CHURN_MODEL
+from app.scoring.leads import LEADS_MODEL_PREFIX
+from app.scoring.products import PRODUCTS_MODEL
 
 CUSTOMER_CHURNED = "customer_churned"
-LEADS_PREFIX = "clm-leads-"
-PRODUCTS_MODEL = "clm-products"
 
 
 def record_outcomes(session: Session, outcomes: Sequence[OutcomeIn]) -> outcome_repo.RecordCounts:
@@ -59,8 +59,8 @@ class Judge:
 def judge_of(model: str) -> Judge:
     if model == CHURN_MODEL:
         return Judge(CUSTOMER_CHURNED, "")
-    if model.startswith(LEADS_PREFIX):
-        return Judge("lead_converted", model.removeprefix(LEADS_PREFIX))
+    if model.startswith(LEADS_MODEL_PREFIX):
+        return Judge("lead_converted", model.removeprefix(LEADS_MODEL_PREFIX))
     if model == PRODUCTS_MODEL:
         return Judge("offer_accepted", None)
     raise NotFound(f"no outcome judges {model}: performance is reported for churn, lead and product models")

@@ -17,7 +17,8 @@ from app.repositories import customers as customer_repo
 from app.scoring import lifecycle
 from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
 from app.scoring.loaded import LoadedModels
-from app.scoring.outcomes import CUSTOMER_CHURNED, PRODUCTS_MODEL
+from app.scoring.outcomes import CUSTOMER_CHURNED
+from app.scoring.products import PRODUCTS_MODEL, match_products, product_predictions
 from app.scoring.scorer import Scorer
 
 TOP_OFFERS = 3
@@ -42,7 +43,7 @@ def build_profile(
     churn = score_customers(churn_scorer, [record], explain=True)[0]
     log_predictions(churn_scorer, churn_predictions([churn]))
     churn_ref = _ref(churn_scorer)
-    offers, offers_refs, best = _offers(models, record)
+    offers, offers_refs, best = _offers(models, record, log_predictions)
 
     stage = lifecycle.lifecycle_stage(
         record["tenure"], record["contract"], churn["risk_level"], stored.churned_at is not None
@@ -90,16 +91,24 @@ def build_profile(
 
 
 def _offers(
-    models: LoadedModels, record: dict[str, Any]
+    models: LoadedModels, record: dict[str, Any], log_predictions: RequestPredictions
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """The offers part, the versions behind it, and the best offer (None when there is none to make)."""
     if PRODUCTS_MODEL not in models.names:
         return _no_offers(f"{PRODUCTS_MODEL} is not served here (see CLM_MODELS)")
     try:
-        models.get(PRODUCTS_MODEL)
+        scorer = models.get(PRODUCTS_MODEL)
     except ModelNotLoaded as exc:
         return _no_offers(exc.message)
-    raise NotImplementedError("product offers arrive with app/scoring/products.py (branch products)")
+    matched = match_products(scorer, [record], TOP_OFFERS, explain=True)
+    log_predictions(scorer, product_predictions(matched))
+    offers = matched[0]["recommendations"]
+    part = {
+        "available": True,
+        "message": None if offers else "nothing left to offer",
+        "recommendations": offers,
+    }
+    return part, [_ref(scorer)], offers[0] if offers else None
 
 
 def _no_offers(message: str) -> tuple[dict[str, Any], list[dict[str, Any]], None]:
