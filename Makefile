@@ -46,8 +46,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app training model_registry
 
-bench: train
+bench: train customers
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) var

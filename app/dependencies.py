@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.observability import request_id_var
 from app.prediction_log import RequestPredictions
 from app.scoring.loaded import LoadedModels
+from app.scoring.profile import ScoreMemo
 from app.settings import Settings
 
 
@@ -45,5 +46,10 @@ async def _prediction_log(request: Request) -> RequestPredictions:
     return RequestPredictions(request.state.prediction_log, request.scope["route"].path, request_id_var.get())
 
 
+async def _profile_memo(request: Request) -> ScoreMemo:
+    return request.state.profile_memo  # type: ignore[no-any-return]
+
+
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]
+ProfileMemoDep = Annotated[ScoreMemo, Depends(_profile_memo)]

@@ -16,6 +16,7 @@ from app.observability import ObservabilityMiddleware, configure_logging
 from app.prediction_log import PredictionLog
 from app.routers import churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
 from app.scoring.loaded import LoadedModels
+from app.scoring.profile import ScoreMemo
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "models": loaded,
                 "database": database,
                 "prediction_log": prediction_log,
+                "profile_memo": ScoreMemo(settings.profile_memo_size),
             }
         finally:
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)

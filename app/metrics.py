@@ -41,6 +41,11 @@ PREDICTION_LOG_DROPPED = Counter(
 PREDICTION_LOG_WRITE_FAILURES = Counter(
     "clm_prediction_log_write_failures_total", "Prediction-log writes that failed and will be retried"
 )
+PROFILE_MEMO = Counter(
+    "clm_profile_memo_total",
+    "Customer profiles served from remembered scores (hit) or scored afresh (miss)",
+    ["result"],
+)
 MODEL_INFO = Gauge(
     "clm_model_info",
     "Model versions being served (1 per loaded version)",

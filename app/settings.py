@@ -52,6 +52,12 @@ class Settings(RegistrySettings):
     prediction_log_interval: float = Field(
         default=1.0, gt=0, description="Seconds between prediction-log writes (sooner when a batch is full)."
     )
+    profile_memo_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Customer profiles whose scores each worker remembers (keyed by record version and model "
+        "versions, so never stale); 0 scores every view afresh.",
+    )
     prediction_log_shutdown_timeout: float = Field(
         default=10.0, ge=0, description="Seconds the shutdown waits for the prediction log to be written."
     )

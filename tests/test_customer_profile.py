@@ -6,10 +6,12 @@ import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.main import create_app
 from app.models import PredictionRow
+from app.repositories import customers as customer_repo
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, load_demo_customers, make_settings
 from tests.test_prediction_log import wait_until
@@ -51,7 +53,8 @@ def test_the_offers_are_the_best_products_the_customer_lacks_as_the_match_route_
     matched = store_client.post("/v1/products/match", json={"customers": [{"customer_id": "7590-VHVEG"}]})
     (result,) = matched.json()["results"]
     assert offers["available"] is True
-    assert offers["recommendations"] == result["recommendations"]
+    # The same offers in the same order; their reasons come from the match route, not the profile.
+    assert offers["recommendations"] == [{**r, "top_factors": None} for r in result["recommendations"]]
     # 7590-VHVEG (DSL, no phone) lacks online security, device protection, tech support and both streams.
     assert {o["product"] for o in offers["recommendations"]} <= {
         "online_security",
@@ -133,3 +136,38 @@ def test_each_profile_served_is_logged_as_its_churn_score_and_its_offers(
             for o in body["offers"]["recommendations"]
         ),
     }
+
+
+def test_a_repeat_view_reuses_the_scores_and_still_logs_each_one_served(store_client: TestClient) -> None:
+    hits = REGISTRY.get_sample_value("clm_profile_memo_total", {"result": "hit"}) or 0.0
+    request_ids = [uuid.uuid4().hex, uuid.uuid4().hex]
+    bodies = [
+        store_client.get("/v1/customers/5575-GNVDE/profile", headers={"X-Request-ID": rid}).json()
+        for rid in request_ids
+    ]
+    first, second = ({k: v for k, v in b["churn"].items() if k != "features_age_seconds"} for b in bodies)
+    assert first == second
+    assert (REGISTRY.get_sample_value("clm_profile_memo_total", {"result": "hit"}) or 0.0) > hits
+    wait_until(lambda: store_client.app_state["prediction_log"].pending == 0, "the log to be written")
+    with store_client.app_state["database"].session() as session:
+        logged = session.scalars(
+            select(PredictionRow.request_id).where(
+                PredictionRow.request_id.in_(request_ids), PredictionRow.model == "clm-churn"
+            )
+        ).all()
+    assert sorted(logged) == sorted(request_ids)
+
+
+def test_a_changed_record_is_scored_afresh_never_served_from_memory(
+    registry: ModelRegistry, churn_version: int, database_url: str, data_dir: Path
+) -> None:
+    load_demo_customers(database_url, data_dir)
+    settings = make_settings(registry, ["clm-churn"], database_url=database_url)
+    with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as client:
+        before = profile(client, "7590-VHVEG")
+        with client.app_state["database"].session() as session:
+            record = customer_repo.get_many(session, ["7590-VHVEG"])["7590-VHVEG"].record()
+            customer_repo.upsert_many(session, [{**record, "contract": "Two year", "tenure": 30}])
+        after = profile(client, "7590-VHVEG")
+    assert after["churn"]["features_as_of"] > before["churn"]["features_as_of"]
+    assert after["churn"]["churn_probability"] < before["churn"]["churn_probability"]

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep
+from app.dependencies import ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep, SessionDep
 from app.errors import error_response_doc
 from app.schemas.customers import ProfileResponse
 from app.scoring.profile import build_profile
@@ -26,7 +26,8 @@ def customer_profile(
     session: SessionDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
+    memo: ProfileMemoDep,
 ) -> ProfileResponse:
-    """The call-centre view of one customer, scored now from its stored record."""
-    profile = build_profile(session, models, customer_id, log_predictions)
+    """The call-centre view of one customer, scored from its stored record by the served versions."""
+    profile = build_profile(session, models, memo, customer_id, log_predictions)
     return ProfileResponse.model_validate({**profile, "request_id": request_id})
