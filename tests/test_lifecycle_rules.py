@@ -30,13 +30,12 @@ def test_the_lifecycle_stage_follows_the_documented_rules(
 @pytest.mark.parametrize(
     ("monthly", "tenure", "tier"),
     [
-        (95.0, 1, "high"),
-        (90.0, 0, "high"),
-        (89.99, 3, "mid"),
-        (60.0, 24, "high"),  # 24 months lifts mid to high
-        (35.0, 10, "mid"),
-        (34.99, 10, "low"),
-        (20.0, 48, "mid"),  # and low to mid
+        (95.0, 24, "high"),
+        (90.0, 60, "high"),
+        (95.0, 23, "mid"),  # a big bill not yet kept for two years
+        (89.99, 60, "mid"),
+        (35.0, 3, "mid"),
+        (34.99, 70, "low"),
         (None, 10, "low"),
     ],
 )

@@ -23,8 +23,8 @@ STAGE_NAMES: dict[str, str] = {
 # Months of the first commitment: a customer inside it is still being built up.
 FIRST_TERM_MONTHS = {"Two year": 24}
 DEFAULT_FIRST_TERM_MONTHS = 12
-# Value: monthly charges (the current revenue), about the top and bottom quarter of the Telco base;
-# a long-standing customer is lifted one tier (a longer expected lifetime than the bill alone says).
+# Value: the monthly bill (the current revenue), proven by tenure for the top tier. 90 and 35 are about the
+# top and bottom quarter of the Telco bills.
 HIGH_VALUE_MONTHLY = 90.0
 LOW_VALUE_MONTHLY = 35.0
 LOYAL_TENURE_MONTHS = 24
@@ -61,14 +61,17 @@ def lifecycle_stage(tenure: int | None, contract: str | None, risk_level: str, c
 
 
 def value_tier(monthly_charges: float | None, tenure: int | None) -> Decision:
+    """High: a big bill kept for two years; low: a small bill; mid: the rest (Telco: 19 %, 25 %, 56 %)."""
     if monthly_charges is None:
         return Decision("low", "no monthly charges stored")
-    tiers = ["low", "mid", "high"]
-    base = 2 if monthly_charges >= HIGH_VALUE_MONTHLY else 0 if monthly_charges < LOW_VALUE_MONTHLY else 1
-    reason = f"monthly charges {monthly_charges:.2f}"
-    if (tenure or 0) >= LOYAL_TENURE_MONTHS and base < 2:
-        return Decision(tiers[base + 1], f"{reason}, lifted one tier by {tenure} months of tenure")
-    return Decision(tiers[base], reason)
+    months = tenure or 0
+    if monthly_charges >= HIGH_VALUE_MONTHLY and months >= LOYAL_TENURE_MONTHS:
+        return Decision("high", f"monthly charges {monthly_charges:.2f} for {months} months")
+    if monthly_charges < LOW_VALUE_MONTHLY:
+        return Decision("low", f"monthly charges {monthly_charges:.2f}")
+    if monthly_charges >= HIGH_VALUE_MONTHLY:
+        return Decision("mid", f"monthly charges {monthly_charges:.2f}, but only {months} months of tenure")
+    return Decision("mid", f"monthly charges {monthly_charges:.2f}")
 
 
 def purchase_intent(best_propensity: float | None) -> Intent:

@@ -119,7 +119,9 @@ def build_profile(
         record["tenure"], record["contract"], churn["risk_level"], stored.churned_at is not None
     )
     tier = lifecycle.value_tier(record["monthly_charges"], record["tenure"])
-    intent = lifecycle.purchase_intent(best["propensity"] if best else None)
+    # Nothing left to offer is low intent; no product model to ask is unknown intent.
+    best_propensity = None if scores.offers is None else best["propensity"] if best else 0.0
+    intent = lifecycle.purchase_intent(best_propensity)
     action = lifecycle.next_best_action(
         stage.value,
         churn["risk_level"],
