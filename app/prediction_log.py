@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 5.0
+# The database is down, unreachable or too busy: keep the rows and retry.
+UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,11 @@ class PredictionLog:
         while True:
             self._wake.wait(delay)
             self._wake.clear()
-            written = self._write_pending()
+            try:
+                written = self._write_pending()
+            except Exception:  # the writer must outlive any surprise: the rows stay and are retried
+                log.exception("prediction log: unexpected error while writing")
+                written = False
             if self._stopping.is_set():
                 if written or time.monotonic() >= self._deadline:
                     return
@@ -144,7 +151,7 @@ class PredictionLog:
                 return True
             try:
                 self._write_batch(batch)
-            except SQLAlchemyError as exc:
+            except UNREACHABLE as exc:
                 self._note_failure(exc)
                 return False
             with self._lock:
@@ -161,13 +168,17 @@ class PredictionLog:
     def _write_batch(self, batch: list[dict[str, Any]]) -> None:
         try:
             self._write(batch)
-        except (DataError, IntegrityError):
-            # Refused as data, not as an outage: keep every row the database accepts and count the others,
-            # so one bad row cannot hold the log up for good.
+        except UNREACHABLE:
+            raise
+        except Exception:
+            # Refused, not unreachable (a value the column cannot hold): keep every row the database accepts
+            # and count the others, so one bad row cannot hold the log up for good.
             for row in batch:
                 try:
                     self._write([row])
-                except (DataError, IntegrityError):
+                except UNREACHABLE:
+                    raise
+                except Exception:
                     metrics.PREDICTION_LOG_DROPPED.labels("refused").inc()
                     log.exception("prediction log: the database refused a row of %s", row["model"])
 

@@ -20,6 +20,7 @@ from sqlalchemy import make_url, select
 from app.db import Database
 from app.main import create_app
 from app.models import PredictionRow
+from app.prediction_log import Prediction
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, make_settings
 from tests.tcp_proxy import TcpProxy
@@ -225,3 +226,20 @@ def test_diagnoses_are_logged_with_their_effect_probability(diagnosis_client: Te
     assert logged_for(diagnosis_client, request_id) == [
         ("/v1/diagnosis", "clm-diagnosis", LISTING["product_id"], result["effect_probability"], None)
     ]
+
+
+def test_a_row_the_database_refuses_is_counted_and_does_not_hold_up_the_others(
+    registry: ModelRegistry, churn_version: int, database_url: str
+) -> None:
+    refused_before = metric("clm_prediction_log_dropped_total", reason="refused")
+    with serving(registry, database_url, prediction_log_interval=0.05) as client:
+        prediction_log = client.app_state["prediction_log"]
+        good = [Prediction("A", 0.1, "low"), Prediction("B", 0.9, "high")]
+        prediction_log.submit("/test", "clm-churn", churn_version, "r1", good)
+        prediction_log.submit(
+            "/test", "clm-churn", 2**63, "r2", [Prediction("C", 0.5)]
+        )  # no integer column holds it
+        prediction_log.submit("/test", "clm-churn", churn_version, "r3", [Prediction("D", 0.2, "low")])
+        wait_until(lambda: prediction_log.pending == 0, "the log to be written")
+    assert sorted(r.record_id for r in logged(database_url)) == ["A", "B", "D"]
+    assert metric("clm_prediction_log_dropped_total", reason="refused") - refused_before == 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from model_registry.registry import ModelRegistry
+from tests.conftest import Databases, load_demo_customers
 from tests.test_churn_api import CUSTOMER  # 7590-VHVEG as the Telco file holds it
+from tests.test_prediction_log import PostgresOutage, serving
 
 
 def score(client: TestClient, customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,3 +69,21 @@ def test_product_offers_for_a_stored_customer_by_id_are_those_of_its_full_record
     unknown = store_client.post("/v1/products/match", json={"customers": [{"customer_id": "NO-SUCH"}]})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["details"][0]["path"] == "customers[0].customer_id"
+
+
+def test_while_postgresql_is_down_by_id_is_a_503_and_whole_records_still_score(
+    registry: ModelRegistry, churn_version: int, databases: Databases, data_dir: Path
+) -> None:
+    url = databases.new("postgresql")
+    load_demo_customers(url, data_dir)
+    outage = PostgresOutage(url)
+    with serving(registry, outage.app_url) as client:
+        outage.begin()
+        by_id = client.post("/v1/churn/score", json={"customers": [{"customer_id": "7590-VHVEG"}]})
+        whole = client.post("/v1/churn/score", json={"customers": [CUSTOMER]})
+        outage.end()
+        again = client.post("/v1/churn/score", json={"customers": [{"customer_id": "7590-VHVEG"}]})
+    assert by_id.status_code == 503
+    assert by_id.json()["error"]["code"] == "store_unavailable"
+    assert whole.status_code == 200
+    assert again.status_code == 200
