@@ -85,18 +85,30 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"path": validation_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        details = [_validation_detail(e) for e in exc.errors()]
         return envelope(422, "validation_error", f"{len(details)} field(s) are invalid", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's own word for a body it cannot parse (not UTF-8, nested too deep): invalid input too.
+            return envelope(
+                422,
+                "invalid_body",
+                "the request body is not readable JSON",
+                [{"path": "body", "message": str(exc.detail)}],
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return envelope(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return envelope(500, "internal_error", "the service failed to handle the request; it has been logged")
+    # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
+
+
+def _validation_detail(error: dict[str, Any]) -> dict[str, str]:
+    if error["type"] == "json_invalid":  # its loc is a byte offset, not a field
+        position = error["loc"][-1]
+        return {"path": "body", "message": f"invalid JSON at byte {position}: {error['ctx']['error']}"}
+    return {"path": validation_path(tuple(error["loc"])), "message": error["msg"]}
 
 
 _DESCRIPTIONS = {

@@ -9,7 +9,6 @@ branch it learned for missing values. Derived fields (model_registry.derived) ar
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -19,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_registry.derived import Derivation, derive
+from model_registry.numbers import FLOAT32_MAX, NUMBER_MESSAGE, as_number
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -133,7 +133,7 @@ class FeatureContract:
             if feature.kind == "numeric":
                 column, bad_rows = _numeric_column(values)
                 matrix[:, offset] = column
-                message = "must be a finite number or null"
+                message = NUMBER_MESSAGE
             else:
                 positions, bad_rows = _category_positions(values, index)
                 known = positions >= 0
@@ -175,19 +175,32 @@ _TEXT_TYPES = {str, type(None)}
 
 
 def _numeric_column(values: list[Any]) -> tuple[npt.NDArray[np.float32], list[int]]:
-    """Numbers as float32 (None -> NaN), and the rows holding anything else (text, NaN, infinity)."""
+    """Numbers as float32 (None -> NaN), and the rows holding anything else (text, NaN, out of range)."""
     if set(map(type, values)) <= _NUMERIC_TYPES:  # the common case, checked at C speed
-        column = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        try:
+            column = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        except OverflowError:  # an integer too large for a float: the row-by-row path names it
+            return _numeric_column_by_row(values)
         null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-        bad = np.flatnonzero(~np.isfinite(column) & ~null).tolist()
-    else:
-        bad = [row for row, v in enumerate(values) if _as_number(v) is _INVALID]
-        column = np.asarray(
-            [np.nan if v is None or row in bad else float(v) for row, v in enumerate(values)],
-            dtype=np.float64,
-        )
-    column[bad] = np.nan
-    return column.astype(np.float32), bad
+        usable = np.isfinite(column) & (np.abs(column) <= FLOAT32_MAX)
+        bad = np.flatnonzero(~usable & ~null).tolist()
+        column[bad] = np.nan
+        return column.astype(np.float32), bad
+    return _numeric_column_by_row(values)
+
+
+def _numeric_column_by_row(values: list[Any]) -> tuple[npt.NDArray[np.float32], list[int]]:
+    column = np.full(len(values), np.nan, dtype=np.float32)
+    bad = []
+    for row, value in enumerate(values):
+        try:
+            number = as_number(value)
+        except ValueError:
+            bad.append(row)
+            continue
+        if number is not None:
+            column[row] = number
+    return column, bad
 
 
 def _category_positions(values: list[Any], index: dict[str, int]) -> tuple[npt.NDArray[np.intp], list[int]]:
@@ -204,17 +217,6 @@ def _category_positions(values: list[Any], index: dict[str, int]) -> tuple[npt.N
         elif category is not None:
             positions[row] = index.get(category, -1)  # type: ignore[call-overload]
     return positions, bad
-
-
-def _as_number(value: Any) -> float | object | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        number = float(value)
-        return number if math.isfinite(number) else _INVALID
-    return _INVALID
 
 
 def _as_category(value: Any) -> str | object | None:

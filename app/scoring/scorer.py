@@ -60,7 +60,9 @@ class Scorer:
     ) -> npt.NDArray[np.float32]:
         """Per-field log-odds contributions (rows x contract features), one-hot blocks summed per field."""
         raw = self.bundle.boosters[booster].predict(
-            xgb.DMatrix(matrix, missing=np.nan),
+            # One thread: a DMatrix otherwise wakes every OpenMP thread per request, which costs more than
+            # the work on one row and makes two workers fight over two cores.
+            xgb.DMatrix(matrix, missing=np.nan, nthread=1),
             pred_contribs=True,
             approx_contribs=not self.exact_contributions,
             validate_features=False,
@@ -117,11 +119,28 @@ class Scorer:
                 raise ValueError(f"{self.name} v{self.version} scores its stored example differently")
 
 
+MAX_ID_LENGTH = 256
+
+
 def field_errors_for_ids(records: list[dict[str, Any]], id_field: str, path_prefix: str) -> list[FieldError]:
-    """IDs must be strings or integers when present: they are echoed back and used as keys."""
+    """IDs, when present, must be integers or printable-safe strings: they are echoed back and used as keys."""
     errors = []
     for row, record in enumerate(records):
-        value = record.get(id_field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-            errors.append(FieldError(f"{path_prefix}[{row}].{id_field}", "must be a string or an integer"))
+        problem = _id_problem(record.get(id_field))
+        if problem:
+            errors.append(FieldError(f"{path_prefix}[{row}].{id_field}", problem))
     return errors
+
+
+def _id_problem(value: Any) -> str | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if not isinstance(value, str):
+        return "must be a string or an integer"
+    if len(value) > MAX_ID_LENGTH:
+        return f"must be at most {MAX_ID_LENGTH} characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") cannot be sent back as JSON
+        return "must be valid Unicode text"
+    return None
