@@ -124,10 +124,50 @@ class FeatureContract:
         Fields the contract does not know are ignored (clients send whole CRM records); absent fields and
         nulls are missing values. Works column by column: a batch of 1,000 records is one pass per field.
         """
-        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         errors: list[FieldError] = []
         if self.derived:
             records, errors = self._derive(records, path_prefix)
+        matrix = (self._encode_by_row if len(records) <= SMALL_BATCH else self._encode_by_column)(
+            records, path_prefix, errors
+        )
+        if errors:
+            errors = list(dict.fromkeys(errors))  # a bad derivation source that is also a feature, named once
+            errors.sort(key=lambda e: int(e.path[len(path_prefix) + 1 : e.path.index("]")]))
+        return matrix, errors
+
+    def _encode_by_row(
+        self, records: list[dict[str, Any]], path_prefix: str, errors: list[FieldError]
+    ) -> npt.NDArray[np.float32]:
+        """Plain loops: for a few records, cheaper than the dozen numpy calls per field of the column path."""
+        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
+        for row, record in enumerate(records):
+            for feature, offset, index in zip(
+                self.features, self._offsets, self._category_index, strict=True
+            ):
+                value = record.get(feature.name)
+                if feature.kind == "numeric":
+                    try:
+                        number = as_number(value)
+                    except ValueError:
+                        errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", NUMBER_MESSAGE))
+                        number = None
+                    matrix[row, offset] = np.nan if number is None else number
+                    continue
+                category = _as_category(value)
+                if category is _INVALID:
+                    errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", CATEGORY_MESSAGE))
+                position = index.get(category) if isinstance(category, str) else None
+                if position is None:
+                    matrix[row, offset : offset + feature.width] = np.nan
+                else:
+                    matrix[row, offset + position] = 1.0
+        return matrix
+
+    def _encode_by_column(
+        self, records: list[dict[str, Any]], path_prefix: str, errors: list[FieldError]
+    ) -> npt.NDArray[np.float32]:
+        """One pass per field over the whole batch, with C-level fast paths for well-typed columns."""
+        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
             values = list(map(dict.get, records, repeat(feature.name)))
             if feature.kind == "numeric":
@@ -139,12 +179,9 @@ class FeatureContract:
                 known = positions >= 0
                 matrix[np.flatnonzero(known), offset + positions[known]] = 1.0
                 matrix[~known, offset : offset + feature.width] = np.nan
-                message = "must be a string or null"
+                message = CATEGORY_MESSAGE
             errors.extend(FieldError(f"{path_prefix}[{row}].{feature.name}", message) for row in bad_rows)
-        if errors:
-            errors = list(dict.fromkeys(errors))  # a bad derivation source that is also a feature, named once
-            errors.sort(key=lambda e: int(e.path[len(path_prefix) + 1 : e.path.index("]")]))
-        return matrix, errors
+        return matrix
 
     def _derive(
         self, records: list[dict[str, Any]], path_prefix: str
@@ -168,6 +205,9 @@ class FeatureContract:
 
 
 _INVALID = object()
+CATEGORY_MESSAGE = "must be a string or null"
+# Up to this many records the row-by-row encoder is faster (measured: one record 0.03 ms against 0.5 ms).
+SMALL_BATCH = 16
 
 
 _NUMERIC_TYPES = {int, float, bool, type(None)}
