@@ -26,7 +26,7 @@ train: $(STAMP)
 	$(BIN)/clm train all --missing-only
 
 run: train
-	$(BIN)/uvicorn app.main:create_app --factory --host $(CLM_HOST) --port $(CLM_PORT) --no-access-log
+	$(BIN)/python -m app
 
 test: $(STAMP)
 	$(BIN)/pytest -q

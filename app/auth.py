@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -11,7 +11,9 @@ from fastapi.security import APIKeyHeader
 from app.errors import Forbidden, Unauthorized
 from app.settings import Scope
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key; scopes: score, admin")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key; scopes: score, admin"
+)
 
 
 def _scopes_of(request: Request, key: str | None) -> list[Scope]:
@@ -23,7 +25,7 @@ def _scopes_of(request: Request, key: str | None) -> list[Scope]:
     raise Unauthorized("unknown API key")
 
 
-def require(scope: Scope) -> object:
+def require(scope: Scope) -> Any:
     def check(request: Request, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
         if scope not in _scopes_of(request, key):
             raise Forbidden(f"this key lacks the {scope!r} scope")

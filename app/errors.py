@@ -67,7 +67,9 @@ class RegistryUnreachableError(ServiceError):
     status_code, code = 503, "registry_unavailable"
 
 
-def envelope(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+def envelope(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
     return JSONResponse(
         status_code=status, content={"error": {"code": code, "message": message, "details": details or []}}
     )
@@ -105,6 +107,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return envelope(500, "internal_error", "the service failed to handle the request; it has been logged")
+
 
 _DESCRIPTIONS = {
     401: "Missing or unknown API key",

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
-from app.routers import admin, churn, health, models
+from app.routers import admin, churn, diagnosis, health, lead_scoring, models, products
 from app.scoring.loaded import LoadedModels
 from app.scoring.shadow import ShadowScoring
 from app.scoring.watcher import RegistryWatcher
@@ -29,12 +29,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         configure_logging(settings.log_level)
         if DEMO_KEY in settings.api_keys:
-            log.warning("accepting the local demo key %r with scopes %s; set CLM_API_KEYS in production",
-                        DEMO_KEY, settings.api_keys[DEMO_KEY])
+            log.warning(
+                "accepting the local demo key %r with scopes %s; set CLM_API_KEYS in production",
+                DEMO_KEY,
+                settings.api_keys[DEMO_KEY],
+            )
         registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
         loaded = LoadedModels(
-            registry, settings.models, settings.alias,
-            threads=settings.booster_threads, exact_contributions=settings.exact_contributions,
+            registry,
+            settings.models,
+            settings.alias,
+            threads=settings.booster_threads,
+            exact_contributions=settings.exact_contributions,
             load_challengers=settings.shadow_enabled,
         )
         await run_in_threadpool(loaded.load_all)
@@ -56,6 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
-    for router in (health.router, churn.router, models.router, admin.router):
+    for router in (
+        health.router,
+        churn.router,
+        lead_scoring.router,
+        products.router,
+        diagnosis.router,
+        models.router,
+        admin.router,
+    ):
         app.include_router(router)
     return app

@@ -22,20 +22,61 @@ HTTP_REQUESTS = Counter(
     "clm_http_requests_total", "HTTP requests by route template and status", ["method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "clm_http_request_duration_seconds", "HTTP request latency by route template", ["method", "route", "status"],
+    "clm_http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
 MODEL_INFO = Gauge(
-    "clm_model_info", "Model versions being served (1 per loaded version)", ["model", "version", "alias"],
+    "clm_model_info",
+    "Model versions being served (1 per loaded version)",
+    ["model", "version", "alias"],
     multiprocess_mode="liveall",
 )
 MODEL_LOAD_FAILURES = Counter(
-    "clm_model_load_failures_total", "Model versions refused: failed to load or to score their example",
+    "clm_model_load_failures_total",
+    "Model versions refused: failed to load or to score their example",
     ["model", "version"],
 )
 SCORED_RECORDS = Counter("clm_scored_records_total", "Records scored", ["model", "version"])
 CHURN_PROBABILITY = Histogram(
     "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
+)
+# Outbound conversion is rare (11 %): finer buckets at the low end show where most leads sit.
+LEAD_PROBABILITY_BUCKETS = (0.01, 0.02, 0.05, *PROBABILITY_BUCKETS)
+LEAD_CONVERSION_PROBABILITY = Histogram(
+    "clm_lead_conversion_probability",
+    "Lead conversion probabilities served",
+    ["model", "version"],
+    buckets=LEAD_PROBABILITY_BUCKETS,
+)
+LEAD_GRADES = Counter(
+    "clm_lead_grades_total",
+    "Leads graded, by lead line, served version and grade",
+    ["line", "version", "grade"],
+)
+DIAGNOSIS_GAPS = Histogram(
+    "clm_diagnosis_gaps",
+    "Gaps reported per diagnosed listing",
+    ["model", "version"],
+    buckets=(0, 1, 2, 3, 5, 8, 13),
+)
+
+PRODUCT_OFFERS = Counter(
+    "clm_product_offers_total",
+    "Cross-sell offers returned, by product and rank",
+    ["model", "version", "product", "rank"],
+)
+PRODUCT_PROPENSITY = Histogram(
+    "clm_product_propensity",
+    "Propensities of the offers returned",
+    ["model", "version", "product"],
+    buckets=PROBABILITY_BUCKETS,
+)
+PRODUCT_NO_OFFER = Counter(
+    "clm_product_no_offer_total",
+    "Customers matched with nothing to offer (own or may not buy every one)",
+    ["model", "version"],
 )
 
 MODEL_SWAPS = Counter(
@@ -71,6 +112,6 @@ def render() -> tuple[bytes, str]:
     """The exposition text: this process's registry, or every worker's when multiprocess mode is on."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

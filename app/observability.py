@@ -17,7 +17,11 @@ REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 access_log = logging.getLogger("clm.access")
 
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -83,7 +87,10 @@ class ObservabilityMiddleware:
             metrics.HTTP_REQUESTS.labels(*labels).inc()
             metrics.HTTP_LATENCY.labels(*labels).observe(elapsed)
             access_log.info(
-                "%s %s %d", scope["method"], template, status,
+                "%s %s %d",
+                scope["method"],
+                template,
+                status,
                 extra={"path": scope["path"], "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
             request_id_var.reset(token)

@@ -19,19 +19,22 @@ class Settings(RegistrySettings):
 
     host: str = Field(default="127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port to serve on.")
+    workers: int = Field(
+        default=1, ge=1, description="Worker processes (`python -m app`); each loads every model."
+    )
     api_keys: dict[str, list[Scope]] = Field(
         default={DEMO_KEY: ["score", "admin"]},
         description='JSON map of API key to scopes, e.g. {"k1": ["score"]}. The default is the local demo key.',
     )
     models: list[str] = Field(
-        default=["clm-churn"],
+        default=["clm-churn", "clm-leads-inbound", "clm-leads-outbound", "clm-products", "clm-diagnosis"],
         description="Registered models to serve; /readyz is 503 until each has its champion loaded.",
     )
     alias: str = Field(default="champion", description="The alias that is served.")
     max_batch: int = Field(default=1000, ge=1, description="Most records in one scoring request (413 above).")
     exact_contributions: bool = Field(
-        default=False,
-        description="Exact TreeSHAP reasons instead of XGBoost's approximate contributions (see README).",
+        default=True,
+        description="Reasons from exact TreeSHAP (default) or XGBoost's faster approximation (see README).",
     )
     booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
     log_level: str = Field(default="INFO", description="Python log level.")

@@ -4,7 +4,7 @@ Training writes the contract into the model version's artifacts and serving read
 two can never disagree about features. Encoding turns JSON records into the float32 matrix the booster was
 trained on: numeric fields as they are, each categorical field as a block of one-hot columns. A missing
 value, and a category never seen in training, become NaN across the block, which XGBoost routes along the
-branch it learned for missing values.
+branch it learned for missing values. Derived fields (model_registry.derived) are filled in first.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from model_registry.derived import Derivation, derive
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -59,6 +62,7 @@ class FieldError:
 class FeatureContract:
     id_field: str
     features: list[Feature]
+    derived: tuple[Derivation, ...] = ()
     _offsets: list[int] = field(init=False, repr=False)
     _category_index: list[dict[str, int]] = field(init=False, repr=False)
 
@@ -89,7 +93,10 @@ class FeatureContract:
         return list(self._offsets)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+        out: dict[str, Any] = {"id_field": self.id_field, "features": [f.to_dict() for f in self.features]}
+        if self.derived:
+            out["derived"] = [d.model_dump(mode="json", exclude_defaults=True) for d in self.derived]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureContract:
@@ -102,7 +109,12 @@ class FeatureContract:
             )
             for f in data["features"]
         ]
-        return cls(id_field=data["id_field"], features=features)
+        derived = tuple(Derivation.model_validate(d) for d in data.get("derived", ()))
+        return cls(id_field=data["id_field"], features=features, derived=derived)
+
+    def with_derived(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as the model reads it: every derived field it lacks filled in (bad sources give null)."""
+        return derive(record, self.derived)[0] if self.derived else record
 
     def encode(
         self, records: list[dict[str, Any]], path_prefix: str = "records"
@@ -110,37 +122,46 @@ class FeatureContract:
         """Encode records to the model's matrix, collecting every bad field instead of stopping at the first.
 
         Fields the contract does not know are ignored (clients send whole CRM records); absent fields and
-        nulls are missing values.
+        nulls are missing values. Works column by column: a batch of 1,000 records is one pass per field.
         """
         matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         errors: list[FieldError] = []
-        for row, record in enumerate(records):
-            for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
-                value = record.get(feature.name)
-                if feature.kind == "numeric":
-                    number = _as_number(value)
-                    if number is _INVALID:
-                        errors.append(
-                            FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a finite number or null")
-                        )
-                        continue
-                    matrix[row, offset] = np.nan if number is None else number
-                    continue
-                category = _as_category(value)
-                if category is _INVALID:
-                    errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", "must be a string or null"))
-                    continue
-                position = index.get(category) if isinstance(category, str) else None
-                if position is None:
-                    matrix[row, offset : offset + feature.width] = np.nan
-                else:
-                    matrix[row, offset + position] = 1.0
+        if self.derived:
+            records, errors = self._derive(records, path_prefix)
+        for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
+            values = list(map(dict.get, records, repeat(feature.name)))
+            if feature.kind == "numeric":
+                column, bad_rows = _numeric_column(values)
+                matrix[:, offset] = column
+                message = "must be a finite number or null"
+            else:
+                positions, bad_rows = _category_positions(values, index)
+                known = positions >= 0
+                matrix[np.flatnonzero(known), offset + positions[known]] = 1.0
+                matrix[~known, offset : offset + feature.width] = np.nan
+                message = "must be a string or null"
+            errors.extend(FieldError(f"{path_prefix}[{row}].{feature.name}", message) for row in bad_rows)
+        if errors:
+            errors = list(dict.fromkeys(errors))  # a bad derivation source that is also a feature, named once
+            errors.sort(key=lambda e: int(e.path[len(path_prefix) + 1 : e.path.index("]")]))
         return matrix, errors
 
+    def _derive(
+        self, records: list[dict[str, Any]], path_prefix: str
+    ) -> tuple[list[dict[str, Any]], list[FieldError]]:
+        """The records with their derived fields filled in, and the bad sources found on the way."""
+        filled: list[dict[str, Any]] = []
+        errors: list[FieldError] = []
+        for row, record in enumerate(records):
+            with_fields, problems = derive(record, self.derived)
+            filled.append(with_fields)
+            errors.extend(FieldError(f"{path_prefix}[{row}].{name}", message) for name, message in problems)
+        return filled, errors
+
     def display_value(self, record: dict[str, Any], feature_index: int) -> Any:
-        """The value a reason names: what the client sent, or null when it was missing or unseen."""
+        """The value a reason names: what the client sent (or was derived from it), null when missing or unseen."""
         feature = self.features[feature_index]
-        value = record.get(feature.name)
+        value = self.with_derived(record).get(feature.name)
         if feature.kind == "categorical" and _as_category(value) not in self._category_index[feature_index]:
             return None
         return value
@@ -149,7 +170,43 @@ class FeatureContract:
 _INVALID = object()
 
 
-def _as_number(value: Any) -> float | None | object:
+_NUMERIC_TYPES = {int, float, bool, type(None)}
+_TEXT_TYPES = {str, type(None)}
+
+
+def _numeric_column(values: list[Any]) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """Numbers as float32 (None -> NaN), and the rows holding anything else (text, NaN, infinity)."""
+    if set(map(type, values)) <= _NUMERIC_TYPES:  # the common case, checked at C speed
+        column = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        bad = np.flatnonzero(~np.isfinite(column) & ~null).tolist()
+    else:
+        bad = [row for row, v in enumerate(values) if _as_number(v) is _INVALID]
+        column = np.asarray(
+            [np.nan if v is None or row in bad else float(v) for row, v in enumerate(values)],
+            dtype=np.float64,
+        )
+    column[bad] = np.nan
+    return column.astype(np.float32), bad
+
+
+def _category_positions(values: list[Any], index: dict[str, int]) -> tuple[npt.NDArray[np.intp], list[int]]:
+    """Each value's one-hot position, -1 for missing or unseen, and the rows holding a non-category."""
+    if set(map(type, values)) <= _TEXT_TYPES:  # the common case: one C-level pass of dict lookups
+        positions = np.fromiter(map(index.get, values, repeat(-1)), dtype=np.intp, count=len(values))
+        return positions, []
+    positions = np.full(len(values), -1, dtype=np.intp)
+    bad: list[int] = []
+    for row, value in enumerate(values):
+        category = _as_category(value)
+        if category is _INVALID:
+            bad.append(row)
+        elif category is not None:
+            positions[row] = index.get(category, -1)  # type: ignore[call-overload]
+    return positions, bad
+
+
+def _as_number(value: Any) -> float | object | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -160,7 +217,7 @@ def _as_number(value: Any) -> float | None | object:
     return _INVALID
 
 
-def _as_category(value: Any) -> str | None | object:
+def _as_category(value: Any) -> str | object | None:
     if value is None:
         return None
     if isinstance(value, str):

@@ -22,15 +22,18 @@ from model_registry.registry import ModelRegistry
 from training.publish import publish, training_run
 from training.spec import ModelSpec, find_spec
 
-DATA_DIR = Path(os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(
+    os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 SCORE_KEY, ADMIN_KEY, SCORE_ONLY_KEY = "test-admin", "test-admin", "test-score"
 API_KEYS = {"test-admin": ["score", "admin"], "test-score": ["score"]}
 
 
 def small(spec: ModelSpec) -> ModelSpec:
     """The spec with a short fit: real trees on the real data, in seconds."""
-    return spec.model_copy(update={"training": spec.training.model_copy(update={"max_rounds": 60,
-                                                                               "early_stopping_rounds": 20})})
+    return spec.model_copy(
+        update={"training": spec.training.model_copy(update={"max_rounds": 60, "early_stopping_rounds": 20})}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +57,14 @@ def churn_version(registry: ModelRegistry, data_dir: Path) -> int:
     return ref.version
 
 
+@pytest.fixture(scope="session")
+def products_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.products import train_products
+
+    ref, _ = train_products(small(find_spec("products")), data_dir, registry)
+    return ref.version
+
+
 def make_settings(registry: ModelRegistry, models: list[str], **overrides: object) -> Settings:
     return Settings(
         mlflow_tracking_uri=registry.tracking_uri,
@@ -65,9 +76,55 @@ def make_settings(registry: ModelRegistry, models: list[str], **overrides: objec
 
 
 @pytest.fixture(scope="session")
-def client(registry: ModelRegistry, churn_version: int) -> Iterator[TestClient]:
+def client(registry: ModelRegistry, churn_version: int, products_version: int) -> Iterator[TestClient]:
     """The app serving every model trained for the session."""
-    with TestClient(create_app(make_settings(registry, ["clm-churn"]))) as test_client:
+    with TestClient(create_app(make_settings(registry, ["clm-churn", "clm-products"]))) as test_client:
+        test_client.headers["X-API-Key"] = SCORE_KEY
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def inbound_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.binary import train_binary
+
+    ref, _ = train_binary(small(find_spec("leads", "inbound")), data_dir, registry)
+    return ref.version
+
+
+@pytest.fixture(scope="session")
+def outbound_version(registry: ModelRegistry, data_dir: Path) -> int:
+    from training.binary import train_binary
+
+    ref, _ = train_binary(small(find_spec("leads", "outbound")), data_dir, registry)
+    return ref.version
+
+
+@pytest.fixture(scope="session")
+def leads_client(
+    registry: ModelRegistry, inbound_version: int, outbound_version: int
+) -> Iterator[TestClient]:
+    """The app serving both lead lines."""
+    settings = make_settings(registry, ["clm-leads-inbound", "clm-leads-outbound"])
+    with TestClient(create_app(settings)) as test_client:
+        test_client.headers["X-API-Key"] = SCORE_KEY
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def diagnosis_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, dict[str, float]]:
+    """A real effect model on the real listings (short fit): its version and the holdout figures it logged."""
+    from training.diagnosis import train_diagnosis
+
+    ref, figures = train_diagnosis(small(find_spec("diagnosis")), data_dir, registry)
+    return ref.version, figures
+
+
+@pytest.fixture(scope="session")
+def diagnosis_client(
+    registry: ModelRegistry, diagnosis_trained: tuple[int, dict[str, float]]
+) -> Iterator[TestClient]:
+    """The app serving the effect diagnosis model."""
+    with TestClient(create_app(make_settings(registry, ["clm-diagnosis"]))) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client
 

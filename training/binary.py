@@ -14,6 +14,7 @@ import pandas as pd
 
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FeatureContract
+from model_registry.grades import assign_grades
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
 from training.data import build_contract, id_field, load_dataset
@@ -25,31 +26,63 @@ log = logging.getLogger(__name__)
 MODEL_KEY = "model"
 
 
-def grade_cutoffs(spec: GradeSpec, p_val: npt.NDArray[np.floating], y_val: npt.ArrayLike) -> list[dict[str, Any]]:
-    """Grade cut-offs from the validation rows: A holds the top `shares['A']` of leads, and so on; each grade
-    records the conversion observed in it there, which is what the grade promises."""
-    y_arr = np.asarray(y_val, dtype=float)
+def grade_cutoffs(spec: GradeSpec, p_val: npt.NDArray[np.floating]) -> list[dict[str, Any]]:
+    """Grade cut-offs from the validation rows: A holds the top `shares['A']` of leads, B the next
+    `shares['B']`, and so on; the grade after the last share takes the rest. Each cut-off is a validation
+    lead's own probability (quantile method "higher"), so a grade holds at most its share, ties aside."""
     grades: list[dict[str, Any]] = []
-    upper, cumulative = 1.0, 0.0
+    cumulative = 0.0
     for grade, share in spec.shares.items():
         cumulative += share
-        cutoff = float(np.quantile(p_val, 1 - cumulative))
-        in_grade = (p_val >= cutoff) & (p_val < upper) if grades else p_val >= cutoff
-        grades.append({"grade": grade, "min_probability": cutoff, "share": share,
-                       "expected_conversion": float(y_arr[in_grade].mean())})
-        upper = cutoff
-    rest = p_val < upper
+        cutoff = float(np.quantile(p_val, 1 - cumulative, method="higher"))
+        grades.append({"grade": grade, "min_probability": cutoff, "share": share})
     last = chr(ord(grades[-1]["grade"]) + 1)
-    grades.append({"grade": last, "min_probability": 0.0, "share": round(1 - cumulative, 6),
-                   "expected_conversion": float(y_arr[rest].mean())})
+    grades.append({"grade": last, "min_probability": 0.0, "share": round(1 - cumulative, 6)})
     return grades
 
 
-def assign_grades(p: npt.NDArray[np.floating], grades: list[dict[str, Any]]) -> npt.NDArray[np.str_]:
-    """Each probability's grade: the best grade whose cut-off it reaches."""
-    cutoffs = np.array([g["min_probability"] for g in grades])
-    names = np.array([g["grade"] for g in grades])
-    return names[np.argmax(p[:, None] >= cutoffs[None, :], axis=1)]
+def grade_table(
+    grades: list[dict[str, Any]],
+    p_val: npt.NDArray[np.floating],
+    y_val: npt.ArrayLike,
+    p_hold: npt.NDArray[np.floating],
+    y_hold: npt.ArrayLike,
+) -> pd.DataFrame:
+    """Per grade, best first: its cut-off, its share and conversion on the validation rows it was chosen on,
+    and on the holdout its rows, share, observed conversion (positive_rate) and lift over the average lead."""
+    names = [g["grade"] for g in grades]
+    val = pd.DataFrame({"grade": assign_grades(p_val, grades), "y": np.asarray(y_val, dtype=float)})
+    hold = pd.DataFrame({"grade": assign_grades(p_hold, grades), "y": np.asarray(y_hold, dtype=float)})
+    table = pd.DataFrame(
+        {"min_probability": [g["min_probability"] for g in grades]}, index=pd.Index(names, name="grade")
+    )
+    table["validation_share"] = val.groupby("grade").size().reindex(names, fill_value=0) / len(val)
+    table["validation_conversion"] = val.groupby("grade")["y"].mean().reindex(names)
+    table["rows"] = hold.groupby("grade").size().reindex(names, fill_value=0)
+    table["share"] = table["rows"] / len(hold)
+    table["positive_rate"] = hold.groupby("grade")["y"].mean().reindex(names)
+    table["lift"] = table["positive_rate"] / hold["y"].mean()
+    return table
+
+
+def describe_grades(grades: list[dict[str, Any]], table: pd.DataFrame) -> None:
+    """What each grade promises, in words for the people who work the leads: its place in the pool, its
+    probability band and the conversion observed in it on the holdout (rows the model never saw)."""
+    upper = None
+    for position, grade in enumerate(grades):
+        name, cutoff = grade["grade"], grade["min_probability"]
+        conversion, lift = float(table.loc[name, "positive_rate"]), float(table.loc[name, "lift"])
+        if position == 0:
+            place = f"the top {grade['share']:.0%} of leads (conversion probability {cutoff:.3f} or more)"
+        elif position == len(grades) - 1:
+            place = f"the remaining {grade['share']:.0%} (probability below {upper:.3f})"
+        else:
+            place = f"the next {grade['share']:.0%} (probability {cutoff:.3f} to {upper:.3f})"
+        grade["expected_conversion"] = conversion
+        grade["meaning"] = (
+            f"{name}: {place}; {conversion:.1%} converted on the holdout, {lift:.1f}x the average lead"
+        )
+        upper = cutoff
 
 
 def train_binary(
@@ -70,36 +103,63 @@ def train_binary(
         p_hold = np.asarray(booster.inplace_predict(matrix[hold]), dtype=np.float64)
 
         figures = binary_figures(y[hold], p_hold)
-        metadata: dict[str, Any] = {"use_case": spec.use_case, "line": spec.line, "description": spec.description}
+        metadata: dict[str, Any] = {
+            "use_case": spec.use_case,
+            "line": spec.line,
+            "description": spec.description,
+        }
         tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
         if spec.risk is not None:
             metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
-            levels = np.where(p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low"))
+            levels = np.where(
+                p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low")
+            )
             tables["holdout_risk_levels"] = _rate_by(levels, y[hold], "risk_level")
         if spec.grades is not None:
-            grades = grade_cutoffs(spec.grades, p_val, y[val])
+            grades = grade_cutoffs(spec.grades, p_val)
+            table = grade_table(grades, p_val, y[val], p_hold, y[hold])
+            describe_grades(grades, table)
             metadata["grades"] = grades
-            table = _rate_by(assign_grades(p_hold, grades), y[hold], "grade")
+            metadata["score_quantiles"] = np.quantile(p_val, np.linspace(0, 1, 101)).tolist()
             tables["holdout_grades"] = table
             for grade, rate in table["positive_rate"].items():
                 figures[f"grade_{grade}_positive_rate"] = float(rate)
-            figures["grades_fall_strictly"] = float(bool(np.all(np.diff(table["positive_rate"].to_numpy()) < 0)))
+            figures["grades_fall_strictly"] = float(
+                bool(np.all(np.diff(table["positive_rate"].to_numpy()) < 0))
+            )
             _grade_chart(table, spec)
+            for grade in grades:
+                log.info("%s", grade["meaning"])
         metadata["holdout"] = figures
         # A few holdout rows and their scores: a freshly loaded version must reproduce them before it serves.
-        metadata["check"] = {"records": dataset.records(hold)[:5], "probabilities": {MODEL_KEY: p_hold[:5].tolist()}}
+        metadata["check"] = {
+            "records": dataset.records(hold)[:5],
+            "probabilities": {MODEL_KEY: p_hold[:5].tolist()},
+        }
         log_figures(figures)
         log_tables(tables)
         with tempfile.TemporaryDirectory() as tmp:
-            mlflow.log_artifact(str(lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")), "plots")
             mlflow.log_artifact(
-                str(calibration_chart(y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration")),
+                str(lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")), "plots"
+            )
+            mlflow.log_artifact(
+                str(
+                    calibration_chart(
+                        y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration"
+                    )
+                ),
                 "plots",
             )
         bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
         example = pd.DataFrame(matrix[hold][:5], columns=contract.column_names)
-        ref = publish(registry, spec, bundle, primary_booster=MODEL_KEY, input_example=example,
-                      as_challenger=as_challenger)
+        ref = publish(
+            registry,
+            spec,
+            bundle,
+            primary_booster=MODEL_KEY,
+            input_example=example,
+            as_challenger=as_challenger,
+        )
     log.info("%s version %d: holdout ROC AUC %.4f", spec.registered_model, ref.version, figures["roc_auc"])
     return ref, figures
 

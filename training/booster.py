@@ -19,9 +19,11 @@ class _ProgressLog(xgb.callback.TrainingCallback):
     def __init__(self, label: str, every: int = 100) -> None:
         self.label, self.every = label, every
 
-    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict[str, dict[str, list[float]]]) -> bool:
+    def after_iteration(
+        self, model: xgb.Booster, epoch: int, evals_log: xgb.callback.TrainingCallback.EvalsLog
+    ) -> bool:
         if epoch % self.every == 0:
-            latest = {f"{m}": round(v[-1], 4) for m, v in evals_log.get("validation", {}).items()}
+            latest = {m: v[-1] for m, v in evals_log.get("validation", {}).items()}
             log.info("%s: round %d %s", self.label, epoch, latest)
         return False
 

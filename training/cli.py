@@ -16,10 +16,14 @@ from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
 from training import lifecycle
 from training.binary import train_binary
+from training.diagnosis import train_diagnosis
 from training.lifecycle import GateSettings
+from training.products import train_products
 from training.spec import ModelSpec, all_specs, find_spec
 
-app = typer.Typer(help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True
+)
 models_app = typer.Typer(help="What the registry holds.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 log = logging.getLogger("clm")
@@ -37,7 +41,7 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
-    trainers = {"binary": train_binary}
+    trainers = {"binary": train_binary, "products": train_products, "diagnosis": train_diagnosis}
     trainer = trainers.get(spec.kind)
     if trainer is None:
         raise typer.BadParameter(f"model kind {spec.kind!r} has no trainer yet")
@@ -94,7 +98,9 @@ def list_models() -> None:
         for ref in registry.versions(name):
             auc = ref.tags.get("holdout.roc_auc", "?")
             aliases = ",".join(ref.aliases) or "-"
-            typer.echo(f"  version {ref.version:<4} {aliases:<22} roc_auc={auc:<10} {ref.created_at:%Y-%m-%d %H:%M}")
+            typer.echo(
+                f"  version {ref.version:<4} {aliases:<22} roc_auc={auc:<10} {ref.created_at:%Y-%m-%d %H:%M}"
+            )
 
 
 @app.command()

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from model_registry.contract import Feature, FeatureContract, api_name
+from model_registry.derived import Derivation, derive
 from training.spec import ROW_NUMBER, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Dataset:
     holdout: npt.NDArray[np.bool_]
     validation: npt.NDArray[np.bool_]
     dropped: dict[str, str] = field(default_factory=dict)
+    derived: tuple[Derivation, ...] = ()
 
     @property
     def train(self) -> npt.NDArray[np.bool_]:
@@ -59,7 +61,11 @@ def read_frame(spec: ModelSpec, data_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: set CLM_DATA_DIR to the folder holding {spec.data.file}")
     frame = pd.read_csv(
-        path, sep=spec.data.separator, na_values=spec.data.missing_values, keep_default_na=True, low_memory=False
+        path,
+        sep=spec.data.separator,
+        na_values=spec.data.missing_values,
+        keep_default_na=True,
+        low_memory=False,
     )
     if spec.data.id_column == ROW_NUMBER:
         frame[ROW_NUMBER] = np.arange(len(frame))
@@ -78,12 +84,15 @@ def id_field(spec: ModelSpec) -> str:
 
 def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = None) -> Dataset:
     """The spec's rows, with every left-out column gone and each remaining column named as the API names it."""
-    frame = read_frame(spec, data_dir)
+    frame = with_derived(read_frame(spec, data_dir), spec.data.derived)
     ids = frame[spec.data.id_column]
-    target = frame[spec.data.target_column].astype(str).isin(spec.data.positive_values).to_numpy(np.int8)
+    if spec.data.positive_min is not None:
+        target = (pd.to_numeric(frame[spec.data.target_column]) >= spec.data.positive_min).to_numpy(np.int8)
+    else:
+        target = frame[spec.data.target_column].astype(str).isin(spec.data.positive_values).to_numpy(np.int8)
     dropped = {c.column: c.why for c in spec.data.leave_out}
     dropped[spec.data.id_column] = "record ID, not a property of the record"
-    dropped[spec.data.target_column] = "the target"
+    dropped.setdefault(spec.data.target_column, "the target")  # a reason the spec gives wins
     for column in exclude or []:
         dropped.setdefault(column, "excluded by the model kind")
     features = frame.drop(columns=[c for c in dropped if c in frame.columns])
@@ -97,21 +106,56 @@ def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = No
             features[column] = features[column].astype("string")
     features = features.rename(columns=api_name)
     holdout = np.fromiter((is_holdout(i) for i in ids), dtype=bool, count=len(ids))
-    validation = np.fromiter(
-        (is_validation(i, spec.training.validation_share) for i in ids), dtype=bool, count=len(ids)
-    ) & ~holdout
+    validation = (
+        np.fromiter(
+            (is_validation(i, spec.training.validation_share) for i in ids), dtype=bool, count=len(ids)
+        )
+        & ~holdout
+    )
     log.info(
         "%s: %d rows (%d train, %d validation, %d holdout), %d features, positive rate %.3f",
-        spec.data.file, len(frame), (~holdout & ~validation).sum(), validation.sum(), holdout.sum(),
-        features.shape[1], target.mean(),
+        spec.data.file,
+        len(frame),
+        (~holdout & ~validation).sum(),
+        validation.sum(),
+        holdout.sum(),
+        features.shape[1],
+        target.mean(),
     )
-    return Dataset(features=features, target=target, ids=ids, holdout=holdout, validation=validation,
-                   dropped=dropped)
+    return Dataset(
+        features=features,
+        target=target,
+        ids=ids,
+        holdout=holdout,
+        validation=validation,
+        dropped=dropped,
+        derived=tuple(spec.data.derived),
+    )
+
+
+def with_derived(frame: pd.DataFrame, derivations: list[Derivation]) -> pd.DataFrame:
+    """The frame with each derived field computed by the very code that serving runs (model_registry.derived),
+    before any column is dropped: a derived field may replace its own source (a default for a blank)."""
+    if not derivations:
+        return frame
+    rows = [derive(record, derivations) for record in frame_records(frame.rename(columns=api_name))]
+    problems = sorted({problem for _, found in rows for problem in found})
+    if problems:
+        raise ValueError(f"the data does not fit the spec's derived fields: {problems[:3]}")
+    column_of = {api_name(c): c for c in frame.columns}
+    out = frame.copy()
+    for derivation in derivations:
+        values = [record[derivation.field] for record, _ in rows]
+        out[column_of.get(derivation.field, derivation.field)] = np.array(
+            [np.nan if v is None else v for v in values], dtype=np.float64
+        )
+    return out
 
 
 def build_contract(dataset: Dataset, id_name: str, min_category_count: int) -> FeatureContract:
     """The contract from the non-holdout rows: each feature's kind and the categories common enough to learn."""
     fitting = dataset.features[~dataset.holdout]
+    descriptions = {d.field: d.description for d in dataset.derived}
     features = []
     for column in fitting.columns:
         series = fitting[column]
@@ -120,5 +164,6 @@ def build_contract(dataset: Dataset, id_name: str, min_category_count: int) -> F
             categories = tuple(sorted(str(c) for c in counts[counts >= min_category_count].index))
             features.append(Feature(name=column, kind="categorical", categories=categories))
         else:
-            features.append(Feature(name=column, kind="numeric"))
-    return FeatureContract(id_field=id_name, features=features)
+            features.append(Feature(name=column, kind="numeric", description=descriptions.get(column, "")))
+    derived = tuple(d for d in dataset.derived if d.field in fitting.columns)
+    return FeatureContract(id_field=id_name, features=features, derived=derived)

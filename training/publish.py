@@ -58,8 +58,11 @@ def publish(
     registry.set_version_tags(
         spec.registered_model,
         ref.version,
-        {f"holdout.{k}": round(v, 6) for k, v in bundle.metadata.get("holdout", {}).items()
-         if isinstance(v, int | float)},
+        {
+            f"holdout.{k}": round(v, 6)
+            for k, v in bundle.metadata.get("holdout", {}).items()
+            if isinstance(v, int | float)
+        },
     )
     if registry.resolve(spec.registered_model, CHAMPION) is None:
         move_champion(registry, spec.registered_model, ref.version, action=FIRST_VERSION)

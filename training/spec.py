@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model_registry.derived import Derivation
+
 SPECS_DIR = Path(__file__).parent / "specs"
 ROW_NUMBER = "__row__"
 
@@ -18,20 +20,39 @@ class _Strict(BaseModel):
 
 class LeftOut(_Strict):
     column: str
-    why: str = Field(min_length=10, description="Why the column may not be a feature (leak, post-outcome, ID).")
+    why: str = Field(
+        min_length=10, description="Why the column may not be a feature (leak, post-outcome, ID)."
+    )
 
 
 class DataSpec(_Strict):
     file: str = Field(description="Path below CLM_DATA_DIR.")
     separator: str = ","
-    id_column: str = Field(description=f"The column holding the record's ID, or {ROW_NUMBER!r} (0-based row).")
+    id_column: str = Field(
+        description=f"The column holding the record's ID, or {ROW_NUMBER!r} (0-based row)."
+    )
     id_field: str | None = Field(default=None, description="The API name of the ID; default: the column's.")
     target_column: str
-    positive_values: list[str]
+    positive_values: list[str] = Field(default_factory=list, description="Target values that are positive.")
+    positive_min: float | None = Field(
+        default=None, description="For a numeric target instead: positive when the value is at least this."
+    )
     missing_values: list[str] = Field(default_factory=list, description="Values that mean 'missing'.")
     first_row_per_id: bool = False
-    categorical: list[str] = Field(default_factory=list, description="Numeric-looking columns to treat as categories.")
+    categorical: list[str] = Field(
+        default_factory=list, description="Numeric-looking columns to treat as categories."
+    )
     leave_out: list[LeftOut] = Field(default_factory=list)
+    derived: list[Derivation] = Field(
+        default_factory=list,
+        description="Fields derived from others; stored in the contract, applied in serving.",
+    )
+
+    @model_validator(mode="after")
+    def _one_target_rule(self) -> DataSpec:
+        if bool(self.positive_values) == (self.positive_min is not None):
+            raise ValueError("give either positive_values or positive_min")
+        return self
 
 
 class TrainingSpec(_Strict):
@@ -77,7 +98,9 @@ class ModelSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     risk: RiskSpec | None = None
     grades: GradeSpec | None = None
-    extra: dict[str, Any] = Field(default_factory=dict, description="Settings of the kind (products, segments).")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of the kind (products, segments)."
+    )
 
     @property
     def key(self) -> str:

@@ -33,11 +33,13 @@ def score_churn(
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
     results = score_customers(scorer, body.customers, body.explain)
-    response = ChurnResponse.model_validate({
-        "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-        "request_id": request_id,
-        "results": results,
-    })
+    response = ChurnResponse.model_validate(
+        {
+            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
+            "request_id": request_id,
+            "results": results,
+        }
+    )
     rescore = partial(score_customers, customers=body.customers, explain=False)
     shadow.after_response(background, scorer, results, rescore, CHURN_AGREEMENT)
     return response

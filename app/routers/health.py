@@ -28,8 +28,13 @@ def readyz(models: ModelsDep) -> JSONResponse:
     if missing:
         return JSONResponse(
             status_code=503,
-            content={"error": {"code": "not_ready", "message": f"models not loaded: {', '.join(missing)}",
-                               "details": [{"path": name, "message": "not loaded"} for name in missing]}},
+            content={
+                "error": {
+                    "code": "not_ready",
+                    "message": f"models not loaded: {', '.join(missing)}",
+                    "details": [{"path": name, "message": "not loaded"} for name in missing],
+                }
+            },
         )
     return JSONResponse({"status": "ready", "models": loaded})
 

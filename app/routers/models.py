@@ -28,7 +28,9 @@ def list_models(models: ModelsDep) -> ModelsResponse:
             alias=s.alias,
             loaded_at=s.loaded_at,
             description=s.metadata.get("description", ""),
-            holdout_metrics={k: v for k, v in s.metadata.get("holdout", {}).items() if isinstance(v, int | float)},
+            holdout_metrics={
+                k: v for k, v in s.metadata.get("holdout", {}).items() if isinstance(v, int | float)
+            },
             features=s.bundle.contract.to_dict()["features"],
             settings={k: v for k, v in s.metadata.items() if k not in _NOT_SETTINGS},
             challenger=models.challenger_info(s.name),

@@ -9,11 +9,26 @@ from pydantic import BaseModel, Field
 from app.schemas.common import ApiRecord, Factor, RecordId, ScoringResponse
 
 TELCO_EXAMPLE: ApiRecord = {
-    "customer_id": "7590-VHVEG", "gender": "Female", "senior_citizen": 0, "partner": "Yes", "dependents": "No",
-    "tenure": 1, "phone_service": "No", "multiple_lines": "No phone service", "internet_service": "DSL",
-    "online_security": "No", "online_backup": "Yes", "device_protection": "No", "tech_support": "No",
-    "streaming_tv": "No", "streaming_movies": "No", "contract": "Month-to-month", "paperless_billing": "Yes",
-    "payment_method": "Electronic check", "monthly_charges": 29.85, "total_charges": 29.85,
+    "customer_id": "7590-VHVEG",
+    "gender": "Female",
+    "senior_citizen": 0,
+    "partner": "Yes",
+    "dependents": "No",
+    "tenure": 1,
+    "phone_service": "No",
+    "multiple_lines": "No phone service",
+    "internet_service": "DSL",
+    "online_security": "No",
+    "online_backup": "Yes",
+    "device_protection": "No",
+    "tech_support": "No",
+    "streaming_tv": "No",
+    "streaming_movies": "No",
+    "contract": "Month-to-month",
+    "paperless_billing": "Yes",
+    "payment_method": "Electronic check",
+    "monthly_charges": 29.85,
+    "total_charges": 29.85,
 }
 
 
@@ -23,14 +38,18 @@ class ChurnRequest(BaseModel):
         description="Telco customer records with API field names; missing fields score as missing.",
         examples=[[TELCO_EXAMPLE]],
     )
-    explain: bool = Field(default=True, description="Return top_factors; false for bulk calls that need scores only.")
+    explain: bool = Field(
+        default=True, description="Return top_factors; false for bulk calls that need scores only."
+    )
 
 
 class ChurnResult(BaseModel):
     customer_id: RecordId
     churn_probability: float = Field(ge=0, le=1)
     risk_level: Literal["high", "medium", "low"]
-    top_factors: list[Factor] | None = Field(default=None, description="Up to 5 reasons; null when explain=false.")
+    top_factors: list[Factor] | None = Field(
+        default=None, description="Up to 5 reasons; null when explain=false."
+    )
 
 
 class ChurnResponse(ScoringResponse):

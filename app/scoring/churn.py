@@ -28,10 +28,12 @@ def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bo
     results = []
     for row, (customer, probability) in enumerate(zip(customers, probabilities.tolist(), strict=True)):
         histogram.observe(probability)
-        results.append({
-            "customer_id": customer.get(scorer.id_field),
-            "churn_probability": round(probability, 6),
-            "risk_level": risk_level(probability, thresholds),
-            "top_factors": factors[row] if factors is not None else None,
-        })
+        results.append(
+            {
+                "customer_id": customer.get(scorer.id_field),
+                "churn_probability": round(probability, 6),
+                "risk_level": risk_level(probability, thresholds),
+                "top_factors": factors[row] if factors is not None else None,
+            }
+        )
     return results

@@ -50,10 +50,14 @@ class Scorer:
             raise InvalidRecords.from_field_errors(errors)
         return matrix
 
-    def probabilities(self, matrix: npt.NDArray[np.float32], booster: str = "model") -> npt.NDArray[np.float64]:
+    def probabilities(
+        self, matrix: npt.NDArray[np.float32], booster: str = "model"
+    ) -> npt.NDArray[np.float64]:
         return np.asarray(self.bundle.boosters[booster].inplace_predict(matrix), dtype=np.float64)
 
-    def contributions(self, matrix: npt.NDArray[np.float32], booster: str = "model") -> npt.NDArray[np.float32]:
+    def contributions(
+        self, matrix: npt.NDArray[np.float32], booster: str = "model"
+    ) -> npt.NDArray[np.float32]:
         """Per-field log-odds contributions (rows x contract features), one-hot blocks summed per field."""
         raw = self.bundle.boosters[booster].predict(
             xgb.DMatrix(matrix, missing=np.nan),
@@ -81,11 +85,13 @@ class Scorer:
                 impact = float(per_field[row, feature_index])
                 if impact == 0.0:
                     break
-                reasons.append({
-                    "feature": contract.features[feature_index].name,
-                    "value": contract.display_value(record, int(feature_index)),
-                    "impact": round(impact, 6),
-                })
+                reasons.append(
+                    {
+                        "feature": contract.features[feature_index].name,
+                        "value": contract.display_value(record, int(feature_index)),
+                        "impact": round(impact, 6),
+                    }
+                )
             factors.append(reasons)
         return factors
 

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth import ScoreScope
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.errors import error_response_doc
+from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
+from app.scoring.batches import check_batch_size
+from app.scoring.diagnosis import DIAGNOSIS_MODEL, diagnose_listings
+
+router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
+
+
+@router.post(
+    "/diagnosis",
+    response_model=DiagnosisResponse,
+    summary="Gaps of marketplace listings against the top performers of their segment",
+    operation_id="diagnose_listings",
+    responses=error_response_doc(401, 403, 413, 422, 503),
+)
+def diagnose(
+    body: DiagnosisRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+) -> DiagnosisResponse:
+    """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
+    check_batch_size(body.listings, settings.max_batch, "listings")
+    scorer = models.get(DIAGNOSIS_MODEL)
+    results = diagnose_listings(scorer, body.listings)
+    return DiagnosisResponse.model_validate(
+        {
+            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
+            "request_id": request_id,
+            "results": results,
+        }
+    )

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth import ScoreScope
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.errors import error_response_doc
+from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
+from app.scoring.batches import check_batch_size
+from app.scoring.leads import line_scorer, rank_leads, score_leads
+from app.scoring.scorer import Scorer
+
+router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope])
+
+
+@router.post(
+    "/score",
+    response_model=LeadsResponse,
+    summary="Conversion probability, score, grade and reasons for a batch of leads of one line",
+    operation_id="score_leads",
+    responses=error_response_doc(401, 403, 404, 413, 422, 503),
+)
+def score(
+    body: LeadsRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+) -> LeadsResponse:
+    """Score 1–1,000 leads with the line's champion model; results come in request order."""
+    scorer = line_scorer(models, body.line)
+    check_batch_size(body.leads, settings.max_batch, "leads")
+    results = score_leads(scorer, body.leads, body.explain)
+    return LeadsResponse.model_validate(
+        {"model": _model_ref(scorer), "request_id": request_id, "results": results}
+    )
+
+
+@router.post(
+    "/rank",
+    response_model=RankResponse,
+    summary="Rank a pool of leads of one line, best first, with score, grade and reasons",
+    operation_id="rank_leads",
+    responses=error_response_doc(401, 403, 404, 413, 422, 503),
+)
+def rank(
+    body: RankRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+) -> RankResponse:
+    """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
+    scorer = line_scorer(models, body.line)
+    check_batch_size(body.leads, settings.max_batch, "leads")
+    results = rank_leads(scorer, body.leads, body.explain, body.top_k)
+    return RankResponse.model_validate(
+        {"model": _model_ref(scorer), "request_id": request_id, "results": results}
+    )
+
+
+def _model_ref(scorer: Scorer) -> dict[str, object]:
+    return {"name": scorer.name, "version": scorer.version, "alias": scorer.alias}

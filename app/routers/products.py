@@ -1,0 +1,37 @@
+"""POST /v1/products/match: cross-sell offers per customer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth import ScoreScope
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.errors import error_response_doc
+from app.schemas.products import ProductMatchRequest, ProductMatchResponse
+from app.scoring.batches import check_batch_size
+from app.scoring.products import PRODUCTS_MODEL, match_products
+
+router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope])
+
+
+@router.post(
+    "/match",
+    response_model=ProductMatchResponse,
+    summary="The best add-on offers for a batch of customers, with reasons",
+    operation_id="match_products",
+    responses=error_response_doc(401, 403, 413, 422, 503),
+)
+def match(
+    body: ProductMatchRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+) -> ProductMatchResponse:
+    """Rank the products each customer lacks and may buy by propensity; results come in request order."""
+    check_batch_size(body.customers, settings.max_batch, "customers")
+    scorer = models.get(PRODUCTS_MODEL)
+    results = match_products(scorer, body.customers, body.top_n, body.explain)
+    return ProductMatchResponse.model_validate(
+        {
+            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
+            "request_id": request_id,
+            "results": results,
+        }
+    )

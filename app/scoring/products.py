@@ -1,0 +1,86 @@
+"""Customer–product matching: for each customer, the products it may buy and lacks, ranked by propensity.
+
+What may be offered is decided by the version's own catalogue (metadata["products"]), never by code here: a
+product is a candidate only when its eligibility rule admits the customer and its field is exactly the
+"not owned" value. An absent or null product field, or an absent or null eligibility field, rules the product
+out: the service does not offer what the customer may already have or cannot buy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app import metrics
+from app.scoring.scorer import Scorer
+from model_registry.catalogue import ProductCatalogue, hide_fields
+
+PRODUCTS_MODEL = "clm-products"
+
+
+def match_products(
+    scorer: Scorer, customers: list[dict[str, Any]], top_n: int, explain: bool
+) -> list[dict[str, Any]]:
+    """One result per customer, in request order: up to `top_n` offers, highest propensity first."""
+    # Parsed per call: seven small rules cost microseconds and the scorer stays a plain loaded version.
+    catalogue = ProductCatalogue.from_metadata(scorer.metadata)
+    contract = scorer.bundle.contract
+    matrix = scorer.encode(customers, "customers")
+    offers: list[list[dict[str, Any]]] = [[] for _ in customers]
+    candidates: dict[str, tuple[list[int], npt.NDArray[np.float32]]] = {}
+    for product in catalogue.products:
+        rows = [row for row, customer in enumerate(customers) if product.may_offer(customer)]
+        if not rows:
+            continue
+        hidden = hide_fields(matrix[rows], contract, product.hidden_fields)
+        candidates[product.name] = (rows, hidden)
+        for row, propensity in zip(rows, scorer.probabilities(hidden, product.name).tolist(), strict=True):
+            offers[row].append(
+                {"product": product.name, "propensity": round(propensity, 6), "top_factors": None}
+            )
+
+    for customer_offers in offers:
+        customer_offers.sort(key=lambda offer: -offer["propensity"])
+        del customer_offers[top_n:]
+        for rank, offer in enumerate(customer_offers, start=1):
+            offer["rank"] = rank
+    if explain:
+        _explain(scorer, customers, offers, candidates)
+    _observe(scorer, customers, offers)
+    return [
+        {"customer_id": customer.get(scorer.id_field), "recommendations": customer_offers}
+        for customer, customer_offers in zip(customers, offers, strict=True)
+    ]
+
+
+def _explain(
+    scorer: Scorer,
+    customers: list[dict[str, Any]],
+    offers: list[list[dict[str, Any]]],
+    candidates: dict[str, tuple[list[int], npt.NDArray[np.float32]]],
+) -> None:
+    """Reasons from each offered product's own booster, computed only for the offers that made the cut."""
+    for product, (rows, hidden) in candidates.items():
+        chosen = [(i, row) for i, row in enumerate(rows) if any(o["product"] == product for o in offers[row])]
+        if not chosen:
+            continue
+        factors = scorer.top_factors(
+            hidden[[i for i, _ in chosen]], [customers[row] for _, row in chosen], product
+        )
+        for (_, row), reasons in zip(chosen, factors, strict=True):
+            next(o for o in offers[row] if o["product"] == product)["top_factors"] = reasons
+
+
+def _observe(scorer: Scorer, customers: list[dict[str, Any]], offers: list[list[dict[str, Any]]]) -> None:
+    version = str(scorer.version)
+    metrics.SCORED_RECORDS.labels(scorer.name, version).inc(len(customers))
+    for customer_offers in offers:
+        if not customer_offers:
+            metrics.PRODUCT_NO_OFFER.labels(scorer.name, version).inc()
+        for offer in customer_offers:
+            metrics.PRODUCT_OFFERS.labels(scorer.name, version, offer["product"], str(offer["rank"])).inc()
+            metrics.PRODUCT_PROPENSITY.labels(scorer.name, version, offer["product"]).observe(
+                offer["propensity"]
+            )
