@@ -44,8 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             load_challengers=settings.shadow_enabled,
         )
         await run_in_threadpool(loaded.load_all)
-        shadow = ShadowScoring(loaded, enabled=settings.shadow_enabled, share=settings.shadow_share,
-                               max_pending=settings.shadow_max_pending)
+        shadow = ShadowScoring(
+            loaded,
+            enabled=settings.shadow_enabled,
+            share=settings.shadow_share,
+            max_pending=settings.shadow_max_pending,
+        )
         watcher = RegistryWatcher(loaded, settings.reload_interval_seconds)
         watcher.start()
         try:

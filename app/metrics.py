@@ -108,6 +108,7 @@ SHADOW_SKIPPED = Counter(
     ["model", "reason"],
 )
 
+
 def render() -> tuple[bytes, str]:
     """The exposition text: this process's registry, or every worker's when multiprocess mode is on."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

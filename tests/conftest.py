@@ -179,8 +179,14 @@ def churn_lineup(
     model_id = lineup.client.get_model_version("clm-churn", str(corrupt)).source.removeprefix("models:/")
     location = lineup.client.get_logged_model(model_id).artifact_location
     (Path(location.removeprefix("file://")) / "model.ubj").write_bytes(b"not a booster")
-    return ChurnLineup(db=root / "mlflow.db", artifacts=root / "artifacts", good=good_version,
-                       weak=weak_ref.version, bad_check=bad_check, corrupt=corrupt)
+    return ChurnLineup(
+        db=root / "mlflow.db",
+        artifacts=root / "artifacts",
+        good=good_version,
+        weak=weak_ref.version,
+        bad_check=bad_check,
+        corrupt=corrupt,
+    )
 
 
 @pytest.fixture

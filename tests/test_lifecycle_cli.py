@@ -150,3 +150,33 @@ def test_the_gate_scores_the_holdout_through_the_registered_version_as_training_
         figures = lifecycle.holdout_figures(lineup_registry, spec, data_dir, version)
         for figure in ("roc_auc", "ece", "log_loss", "rows"):
             assert figures[figure] == pytest.approx(reported[figure])
+
+
+@pytest.mark.parametrize(
+    ("use_case", "line", "trained"),
+    [
+        ("leads", "inbound", "inbound_version"),
+        ("products", None, "products_version"),
+        ("diagnosis", None, "diagnosis_trained"),
+    ],
+)
+def test_the_gate_scores_every_kind_of_model_as_its_training_reported(
+    registry: ModelRegistry,
+    data_dir: Path,
+    request: pytest.FixtureRequest,
+    use_case: str,
+    line: str | None,
+    trained: str,
+) -> None:
+    version = request.getfixturevalue(trained)
+    version = version[0] if isinstance(version, tuple) else version
+    spec = find_spec(use_case, line)
+    reported = registry.load(spec.registered_model, version).metadata["holdout"]
+
+    figures = lifecycle.holdout_figures(registry, spec, data_dir, version)
+
+    assert {"roc_auc", "ece", "log_loss"} <= figures.keys()
+    shared = [key for key in figures if key in reported]
+    assert "roc_auc" in shared
+    for key in shared:
+        assert figures[key] == pytest.approx(reported[key]), key

@@ -204,8 +204,10 @@ def _print_gate(result: lifecycle.GateResult) -> None:
     if result.champion is None:
         typer.echo(f"{result.name}: no champion to compare with; version {result.candidate} is champion now")
         return
-    typer.echo(f"{result.name}: version {result.candidate} against champion version {result.champion}"
-               f" on the same {rows} holdout rows")
+    typer.echo(
+        f"{result.name}: version {result.candidate} against champion version {result.champion}"
+        f" on the same {rows} holdout rows"
+    )
     typer.echo(f"  {'figure':<10} {'candidate':>10} {'champion':>10} {'worst allowed':>14}")
     for check in result.checks:
         verdict = "ok" if check.passed else "WORSE"

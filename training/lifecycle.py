@@ -33,11 +33,17 @@ from model_registry.history import (
 )
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionRef
 from training.binary import holdout_figures as binary_holdout_figures
+from training.diagnosis import holdout_figures as diagnosis_holdout_figures
+from training.products import holdout_figures as products_holdout_figures
 from training.spec import ModelSpec
 
 HoldoutEvaluator = Callable[[ModelSpec, Path, ModelBundle], dict[str, float]]
 
-HOLDOUT_EVALUATORS: dict[str, HoldoutEvaluator] = {"binary": binary_holdout_figures}
+HOLDOUT_EVALUATORS: dict[str, HoldoutEvaluator] = {
+    "binary": binary_holdout_figures,
+    "products": products_holdout_figures,
+    "diagnosis": diagnosis_holdout_figures,
+}
 
 # The gate's figures and which way is better.
 HIGHER_IS_BETTER = {"roc_auc": True, "ece": False, "log_loss": False}
