@@ -129,32 +129,36 @@ def diagnosis_client(
         yield test_client
 
 
+def copy_registry(registry: ModelRegistry, directory: Path) -> ModelRegistry:
+    """A registry of its own holding what a SQLite registry holds now; the artifacts stay where they are."""
+    target = directory / "mlflow.db"
+    with (
+        sqlite3.connect(registry.tracking_uri.removeprefix("sqlite:///")) as source,
+        sqlite3.connect(target) as copy,
+    ):
+        source.backup(copy)
+    return ModelRegistry(f"sqlite:///{target}", registry.artifact_root)
+
+
+def publish_copy(registry: ModelRegistry, bundle: ModelBundle, spec: ModelSpec | None = None) -> int:
+    """Register a bundle as a new version (of churn by default) through the real publish path, untrained."""
+    spec = spec or find_spec("churn")
+    matrix, _ = bundle.contract.encode(bundle.metadata["check"]["records"])
+    primary = "model" if list(bundle.boosters) == ["model"] else None
+    with training_run(registry, spec):
+        example = pd.DataFrame(matrix, columns=bundle.contract.column_names)
+        return publish(registry, spec, bundle, primary_booster=primary, input_example=example).version
+
+
 @dataclass(frozen=True)
 class ChurnLineup:
     """A registry holding churn versions for the lifecycle tests; each test works on its own copy of it."""
 
-    db: Path
-    artifacts: Path
+    registry: ModelRegistry  # champion: good, no challenger
     good: int  # the session's churn model
     weak: int  # trained for a few rounds: lower ROC AUC, higher log loss
     bad_check: int  # the good model with a stored example it does not reproduce
     corrupt: int  # the good model with its booster file overwritten by garbage
-
-    def copy(self, directory: Path) -> ModelRegistry:
-        """A registry of its own (champion: good, no challenger) sharing the read-only artifacts."""
-        target = directory / "mlflow.db"
-        with sqlite3.connect(self.db) as source, sqlite3.connect(target) as copy:
-            source.backup(copy)
-        return ModelRegistry(f"sqlite:///{target}", str(self.artifacts))
-
-
-def publish_copy(registry: ModelRegistry, bundle: ModelBundle) -> int:
-    """Register a bundle as a new churn version through the real publish path, without training."""
-    spec = find_spec("churn")
-    matrix, _ = bundle.contract.encode(bundle.metadata["check"]["records"])
-    with training_run(registry, spec):
-        example = pd.DataFrame(matrix, columns=bundle.contract.column_names)
-        return publish(registry, spec, bundle, primary_booster="model", input_example=example).version
 
 
 @pytest.fixture(scope="session")
@@ -180,8 +184,7 @@ def churn_lineup(
     location = lineup.client.get_logged_model(model_id).artifact_location
     (Path(location.removeprefix("file://")) / "model.ubj").write_bytes(b"not a booster")
     return ChurnLineup(
-        db=root / "mlflow.db",
-        artifacts=root / "artifacts",
+        registry=lineup,
         good=good_version,
         weak=weak_ref.version,
         bad_check=bad_check,
@@ -191,4 +194,4 @@ def churn_lineup(
 
 @pytest.fixture
 def lineup_registry(churn_lineup: ChurnLineup, tmp_path: Path) -> ModelRegistry:
-    return churn_lineup.copy(tmp_path)
+    return copy_registry(churn_lineup.registry, tmp_path)

@@ -20,7 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry
-from tests.conftest import ADMIN_KEY, SCORE_ONLY_KEY, ChurnLineup, make_settings, publish_copy
+from tests.conftest import (
+    ADMIN_KEY,
+    SCORE_ONLY_KEY,
+    ChurnLineup,
+    copy_registry,
+    make_settings,
+    publish_copy,
+)
 from tests.test_churn_api import CUSTOMER
 from training import lifecycle
 from training.spec import find_spec
@@ -28,12 +35,20 @@ from training.spec import find_spec
 CHURN = "clm-churn"
 BODY = {"customers": [CUSTOMER, {**CUSTOMER, "customer_id": "c-2", "tenure": 40, "contract": "Two year"}]}
 FAST_POLL = 0.1  # seconds between registry polls in these tests
+SHADOW_METRICS = (
+    "clm_shadow_records_total",
+    "clm_shadow_score_difference_count",
+    "clm_shadow_score_difference_sum",
+    "clm_shadow_label_changes_total",
+)
 PATIENCE = 60.0  # seconds a condition may take before a test gives up (a slow, shared machine)
 
 
 @contextmanager
-def serving(registry: ModelRegistry, **settings: object) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(registry, [CHURN], **settings))) as client:
+def serving(
+    registry: ModelRegistry, models: tuple[str, ...] = (CHURN,), **settings: object
+) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(registry, list(models), **settings))) as client:
         client.headers["X-API-Key"] = ADMIN_KEY
         yield client
 
@@ -231,6 +246,57 @@ def test_no_request_is_shadowed_when_shadowing_is_off(
         before = metric(client, "clm_shadow_records_total", **labels)
         served_version(client)
         assert metric(client, "clm_shadow_records_total", **labels) == before
+
+
+@pytest.mark.parametrize(
+    ("use_case", "line", "trained", "route", "field"),
+    [
+        ("leads", "inbound", "inbound_version", "/v1/leads/score", "leads"),
+        ("products", None, "products_version", "/v1/products/match", "customers"),
+        ("diagnosis", None, "diagnosis_trained", "/v1/diagnosis", "listings"),
+    ],
+)
+def test_every_use_case_is_shadowed_by_its_challenger(
+    registry: ModelRegistry,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    use_case: str,
+    line: str | None,
+    trained: str,
+    route: str,
+    field: str,
+) -> None:
+    request.getfixturevalue(trained)
+    spec = find_spec(use_case, line)
+    name = spec.registered_model
+    own = copy_registry(registry, tmp_path)
+    champion = own.resolve(name, CHAMPION)
+    assert champion is not None
+    bundle = own.load(name, champion.version)
+    # The same boosters under a new version number: the two must agree on every record.
+    own.set_alias(name, CHALLENGER, publish_copy(own, bundle, spec))
+    challenger = own.resolve(name, CHALLENGER)
+    assert challenger is not None
+    records = bundle.metadata["check"]["records"]
+    body = {field: records, **({"line": line} if line else {})}
+    labels = {
+        "model": name,
+        "champion_version": str(champion.version),
+        "challenger_version": str(challenger.version),
+    }
+    with serving(own, (name,), reload_interval_seconds=0, shadow_enabled=True, shadow_share=1.0) as client:
+        before = {m: metric(client, m, **labels) for m in SHADOW_METRICS}
+
+        response = client.post(route, json=body)
+
+        assert response.status_code == 200, response.text
+        assert response.json()["model"]["version"] == champion.version
+        compared = before["clm_shadow_records_total"] + len(records)
+        wait_for(lambda: metric(client, "clm_shadow_records_total", **labels) == compared, "shadow scoring")
+        after = {m: metric(client, m, **labels) - before[m] for m in SHADOW_METRICS}
+        assert after["clm_shadow_score_difference_count"] > 0
+        assert after["clm_shadow_score_difference_sum"] == 0
+        assert after["clm_shadow_label_changes_total"] == 0
 
 
 @pytest.mark.parametrize("shadow_enabled", [True, False])
