@@ -149,6 +149,7 @@ def main() -> None:
             "MLFLOW_TRACKING_URI": registry.tracking_uri,
             "CLM_RELOAD_INTERVAL_SECONDS": str(args.interval),
             "CLM_API_KEYS": json.dumps({KEY: ["score", "admin"]}),
+            "CLM_MODELS": json.dumps([spec.registered_model]),
             "CLM_LOG_LEVEL": "WARNING",
         }
         command = [
