@@ -64,6 +64,8 @@ class VersionRefusedError(ServiceError):
 
 
 class RegistryUnreachableError(ServiceError):
+    """The registry cannot be read now; what is loaded keeps serving."""
+
     status_code, code = 503, "registry_unavailable"
 
 

@@ -104,7 +104,7 @@ SHADOW_LABEL_CHANGES = Counter(
 )
 SHADOW_SKIPPED = Counter(
     "clm_shadow_skipped_total",
-    "Sampled requests not shadowed: busy (too many pending) or failed (the challenger raised)",
+    "Sampled requests not shadowed: busy (too many running) or failed (the challenger raised)",
     ["model", "reason"],
 )
 

@@ -54,8 +54,8 @@ class Settings(RegistrySettings):
     shadow_max_pending: int = Field(
         default=4,
         ge=1,
-        description="Shadow scorings waiting or running per worker at most; beyond, requests are not "
-        "shadowed (counted in clm_shadow_skipped_total), so shadowing never builds a backlog.",
+        description="Shadow scorings running at once per worker at most; a sampled request beyond that is "
+        "not shadowed (counted in clm_shadow_skipped_total), so shadowing never builds a backlog.",
     )
 
     @field_validator("api_keys")
