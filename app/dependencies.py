@@ -12,11 +12,16 @@ from fastapi import Depends, Request
 
 from app.observability import request_id_var
 from app.scoring.loaded import LoadedModels
+from app.scoring.shadow import ShadowScoring
 from app.settings import Settings
 
 
 async def _models(request: Request) -> LoadedModels:
     return request.state.models  # type: ignore[no-any-return]
+
+
+async def _shadow(request: Request) -> ShadowScoring:
+    return request.state.shadow  # type: ignore[no-any-return]
 
 
 async def _settings(request: Request) -> Settings:
@@ -29,4 +34,5 @@ async def _request_id() -> str:
 
 ModelsDep = Annotated[LoadedModels, Depends(_models)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ShadowDep = Annotated[ShadowScoring, Depends(_shadow)]
 RequestIdDep = Annotated[str, Depends(_request_id)]

@@ -57,6 +57,18 @@ class ModelNotLoaded(ServiceError):
     status_code, code = 503, "model_not_loaded"
 
 
+class VersionRefusedError(ServiceError):
+    """A version failed to load or to score its stored example; the previous one keeps serving."""
+
+    status_code, code = 409, "model_version_refused"
+
+
+class RegistryUnreachableError(ServiceError):
+    """The registry cannot be read now; what is loaded keeps serving."""
+
+    status_code, code = 503, "registry_unavailable"
+
+
 def envelope(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
@@ -115,7 +127,8 @@ _DESCRIPTIONS = {
     401: "Missing or unknown API key",
     403: "The key lacks the scope",
     404: "Not found",
+    409: "The version the alias points to was refused (failed to load or to score its example)",
     413: "Batch over the limit",
     422: "Invalid input; one detail per bad field, with its path",
-    503: "No model loaded for the route",
+    503: "No model loaded for the route, or the registry unreachable",
 }

@@ -12,8 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
-from app.routers import churn, diagnosis, health, lead_scoring, models, products
+from app.routers import admin, churn, diagnosis, health, lead_scoring, models, products
 from app.scoring.loaded import LoadedModels
+from app.scoring.shadow import ShadowScoring
+from app.scoring.watcher import RegistryWatcher
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
 
@@ -39,9 +41,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.alias,
             threads=settings.booster_threads,
             exact_contributions=settings.exact_contributions,
+            load_challengers=settings.shadow_enabled,
         )
         await run_in_threadpool(loaded.load_all)
-        yield {"settings": settings, "models": loaded}
+        shadow = ShadowScoring(
+            loaded,
+            enabled=settings.shadow_enabled,
+            share=settings.shadow_share,
+            max_pending=settings.shadow_max_pending,
+        )
+        watcher = RegistryWatcher(loaded, settings.reload_interval_seconds)
+        watcher.start()
+        try:
+            yield {"settings": settings, "models": loaded, "shadow": shadow}
+        finally:
+            watcher.stop()
 
     app = FastAPI(
         title="Lifecycle Scoring Service",
@@ -59,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         products.router,
         diagnosis.router,
         models.router,
+        admin.router,
     ):
         app.include_router(router)
     return app

@@ -111,12 +111,19 @@ class ModelRegistry:
             raise RegistryUnavailable(str(exc)) from exc
 
     def load(self, name: str, version: int, nthread: int = 1) -> ModelBundle:
-        """Download a version's artifacts and load its bundle."""
+        """Download a version's artifacts and load its bundle.
+
+        A failed download raises RegistryUnavailable (the store's fault, worth retrying later); artifacts that
+        download but do not load raise BundleError (the version's fault).
+        """
         with tempfile.TemporaryDirectory() as tmp:
-            source = self.client.get_model_version_download_uri(name, str(version))
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri
-            )
+            try:
+                source = self.client.get_model_version_download_uri(name, str(version))
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+            except Exception as exc:  # MlflowException, OSError, HTTP errors: they vary by store
+                raise RegistryUnavailable(f"could not download {name} version {version}: {exc}") from exc
             return ModelBundle.load(Path(local), nthread=nthread)
 
     def versions(self, name: str) -> list[VersionRef]:
@@ -135,6 +142,13 @@ class ModelRegistry:
     def set_version_tags(self, name: str, version: int, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        """Tags on the registered model itself (not on a version)."""
+        return dict(self.client.get_registered_model(name).tags or {})
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(name, key, value)
 
     def run_metrics(self, ref: VersionRef) -> dict[str, float]:
         if ref.run_id is None:

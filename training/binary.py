@@ -191,3 +191,14 @@ def _grade_chart(table: pd.DataFrame, spec: ModelSpec) -> None:
     fig.tight_layout()
     mlflow.log_figure(fig, "plots/grades.png")
     plt.close(fig)
+
+
+def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dict[str, float]:
+    """A registered version's figures on the fixed holdout, scored the way serving scores: API records encoded
+    by the version's own contract, then its booster (the promotion gate's hook for the binary kind)."""
+    dataset = load_dataset(spec, data_dir)
+    matrix, errors = bundle.contract.encode(dataset.records(dataset.holdout), "holdout")
+    if errors:
+        raise ValueError(f"the holdout rows do not fit the version's contract: {errors[:3]}")
+    p_hold = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
+    return binary_figures(dataset.target[dataset.holdout], p_hold)

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.churn import CHURN_MODEL, score_customers
+from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, score_customers
 
 router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope])
 
@@ -20,16 +22,24 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope]
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
 def score_churn(
-    body: ChurnRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: ChurnRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    shadow: ShadowDep,
+    background: BackgroundTasks,
 ) -> ChurnResponse:
     """Score 1–1,000 customers with the champion churn model; results come in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
     results = score_customers(scorer, body.customers, body.explain)
-    return ChurnResponse.model_validate(
+    response = ChurnResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
             "request_id": request_id,
             "results": results,
         }
     )
+    rescore = partial(score_customers, customers=body.customers, explain=False)
+    shadow.after_response(background, scorer, results, rescore, CHURN_AGREEMENT)
+    return response

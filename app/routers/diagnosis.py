@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.diagnosis import DIAGNOSIS_MODEL, diagnose_listings
+from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings
 
 router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
 
@@ -20,16 +22,25 @@ router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
 def diagnose(
-    body: DiagnosisRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: DiagnosisRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    shadow: ShadowDep,
+    background: BackgroundTasks,
 ) -> DiagnosisResponse:
     """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
     results = diagnose_listings(scorer, body.listings)
-    return DiagnosisResponse.model_validate(
+    response = DiagnosisResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
             "request_id": request_id,
             "results": results,
         }
     )
+    shadow.after_response(
+        background, scorer, results, partial(diagnose_listings, listings=body.listings), compare_findings
+    )
+    return response

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.leads import line_scorer, rank_leads, score_leads
+from app.scoring.leads import LEADS_AGREEMENT, line_scorer, rank_leads, score_leads
 from app.scoring.scorer import Scorer
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope])
@@ -21,15 +23,23 @@ router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope]
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def score(
-    body: LeadsRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: LeadsRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    shadow: ShadowDep,
+    background: BackgroundTasks,
 ) -> LeadsResponse:
     """Score 1–1,000 leads with the line's champion model; results come in request order."""
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = score_leads(scorer, body.leads, body.explain)
-    return LeadsResponse.model_validate(
+    response = LeadsResponse.model_validate(
         {"model": _model_ref(scorer), "request_id": request_id, "results": results}
     )
+    rescore = partial(score_leads, leads=body.leads, explain=False)
+    shadow.after_response(background, scorer, results, rescore, LEADS_AGREEMENT)
+    return response
 
 
 @router.post(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.products import PRODUCTS_MODEL, match_products
+from app.scoring.products import PRODUCTS_MODEL, compare_offers, match_products
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope])
 
@@ -22,16 +24,24 @@ router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Score
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
 def match(
-    body: ProductMatchRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: ProductMatchRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    shadow: ShadowDep,
+    background: BackgroundTasks,
 ) -> ProductMatchResponse:
     """Rank the products each customer lacks and may buy by propensity; results come in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(PRODUCTS_MODEL)
     results = match_products(scorer, body.customers, body.top_n, body.explain)
-    return ProductMatchResponse.model_validate(
+    response = ProductMatchResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
             "request_id": request_id,
             "results": results,
         }
     )
+    rescore = partial(match_products, customers=body.customers, top_n=body.top_n, explain=False)
+    shadow.after_response(background, scorer, results, rescore, compare_offers)
+    return response

@@ -6,8 +6,11 @@ from typing import Any
 
 from app import metrics
 from app.scoring.scorer import Scorer
+from app.scoring.shadow import compare_fields
 
 CHURN_MODEL = "clm-churn"
+# How shadow scoring compares the champion's and the challenger's result for one customer.
+CHURN_AGREEMENT = compare_fields("churn_probability", "risk_level")
 
 
 def risk_level(probability: float, thresholds: dict[str, float]) -> str:
