@@ -15,6 +15,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import xgboost as xgb
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
@@ -83,6 +84,8 @@ class ModelRegistry:
                     model_format="ubj",
                     signature=signature,
                     input_example=input_example,
+                    # Named, not inferred: inference starts a subprocess costing seconds per registration.
+                    pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
                 )
                 model_id = info.model_id
                 bundle.save(Path(tmp), booster_files={primary_booster: "model.ubj"})
