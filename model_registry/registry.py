@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,8 +130,13 @@ class ModelRegistry:
             return ModelBundle.load(Path(local), nthread=nthread)
 
     def versions(self, name: str) -> list[VersionRef]:
+        """Every version of a model, oldest first, with its aliases (a search does not return them)."""
         found = self.client.search_model_versions(f"name = '{name}'")
-        return sorted((_ref(v) for v in found), key=lambda ref: ref.version)
+        aliases: dict[int, list[str]] = {}
+        for alias, version in self.client.get_registered_model(name).aliases.items():
+            aliases.setdefault(int(version), []).append(alias)
+        refs = [replace(_ref(v), aliases=tuple(sorted(aliases.get(int(v.version), [])))) for v in found]
+        return sorted(refs, key=lambda ref: ref.version)
 
     def registered_names(self) -> list[str]:
         return sorted(m.name for m in self.client.search_registered_models())

@@ -180,3 +180,17 @@ def test_the_gate_scores_every_kind_of_model_as_its_training_reported(
     assert "roc_auc" in shared
     for key in shared:
         assert figures[key] == pytest.approx(reported[key]), key
+
+
+def test_models_list_shows_each_versions_aliases(
+    registry: ModelRegistry, data_dir: Path, churn_version: int
+) -> None:
+    result = clm(registry, data_dir, "models", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    churn_block = lines[lines.index("clm-churn") + 1 :]
+    churn_block = churn_block[: next((i for i, v in enumerate(churn_block) if not v.startswith(" ")), None)]
+    champion = registry.resolve("clm-churn", "champion")
+    assert champion is not None
+    line = next(v for v in churn_block if v.split()[:2] == ["version", str(champion.version)])
+    assert "champion" in line
