@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 export CLM_DATA_DIR ?= ../shared/data
 export CLM_HOST ?= 127.0.0.1
 export CLM_PORT ?= 8000
+CUSTOMERS ?= $(CLM_DATA_DIR)/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv
 
-.PHONY: run test lint typecheck train bench install clean
+.PHONY: run test lint typecheck train customers bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,13 @@ train: $(STAMP)
 	@mkdir -p var
 	$(BIN)/clm train all --missing-only
 
-run: train
+# Load or refresh the demo customers into the store (CLM_DATABASE_URL, default var/clm.db). Idempotent: a re-run
+# rewrites nothing and takes a few seconds.
+customers: $(STAMP)
+	@mkdir -p var
+	$(BIN)/clm ingest customers $(CUSTOMERS)
+
+run: train customers
 	$(BIN)/python -m app
 
 test: $(STAMP)
@@ -39,8 +46,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app training model_registry
 
-bench: train
+bench: train customers
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) var

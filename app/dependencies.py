@@ -6,12 +6,16 @@ hop per dependency per request costs more than the scoring of one record.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from app.observability import request_id_var
+from app.prediction_log import RequestPredictions
 from app.scoring.loaded import LoadedModels
+from app.scoring.profile import ScoreMemo
 from app.scoring.shadow import ShadowScoring
 from app.settings import Settings
 
@@ -36,3 +40,26 @@ ModelsDep = Annotated[LoadedModels, Depends(_models)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ShadowDep = Annotated[ShadowScoring, Depends(_shadow)]
 RequestIdDep = Annotated[str, Depends(_request_id)]
+
+
+def _session(request: Request) -> Iterator[Session]:
+    """One session per request, committed when the route returns (before the response), rolled back if it raises.
+
+    A session opens no connection until its first query, so routes that need none pay nothing.
+    """
+    with request.state.database.session() as session:
+        yield session
+
+
+async def _prediction_log(request: Request) -> RequestPredictions:
+    # async: it only reads the request, so it runs in the event loop instead of taking a threadpool hop.
+    return RequestPredictions(request.state.prediction_log, request.scope["route"].path, request_id_var.get())
+
+
+async def _profile_memo(request: Request) -> ScoreMemo:
+    return request.state.profile_memo  # type: ignore[no-any-return]
+
+
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
+PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]
+ProfileMemoDep = Annotated[ScoreMemo, Depends(_profile_memo)]

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas.common import ErrorBody
@@ -69,6 +71,10 @@ class RegistryUnreachableError(ServiceError):
     status_code, code = 503, "registry_unavailable"
 
 
+class StoreUnavailable(ServiceError):
+    status_code, code = 503, "store_unavailable"
+
+
 def envelope(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
@@ -113,6 +119,15 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return envelope(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable or refusing connections: a condition to retry, not a bug.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        error = StoreUnavailable("the customer store is unavailable; retry shortly")
+        return envelope(error.status_code, error.code, error.message)
+
     # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
 
 
@@ -130,5 +145,5 @@ _DESCRIPTIONS = {
     409: "The version the alias points to was refused (failed to load or to score its example)",
     413: "Batch over the limit",
     422: "Invalid input; one detail per bad field, with its path",
-    503: "No model loaded for the route, or the registry unreachable",
+    503: "No model loaded for the route, the registry or the customer store unavailable",
 }

@@ -10,10 +10,13 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app.db import Database
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
-from app.routers import admin, churn, diagnosis, health, lead_scoring, models, products
+from app.prediction_log import PredictionLog
+from app.routers import admin, churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
 from app.scoring.loaded import LoadedModels
+from app.scoring.profile import ScoreMemo
 from app.scoring.shadow import ShadowScoring
 from app.scoring.watcher import RegistryWatcher
 from app.settings import DEMO_KEY, Settings, get_settings
@@ -51,11 +54,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_pending=settings.shadow_max_pending,
         )
         watcher = RegistryWatcher(loaded, settings.reload_interval_seconds)
+        database = Database(settings.database_url)
+        await run_in_threadpool(database.upgrade)
+        prediction_log = PredictionLog(
+            database.sessions,
+            capacity=settings.prediction_log_capacity,
+            batch_size=settings.prediction_log_batch,
+            interval=settings.prediction_log_interval,
+        )
+        prediction_log.start()
         watcher.start()
         try:
-            yield {"settings": settings, "models": loaded, "shadow": shadow}
+            yield {
+                "settings": settings,
+                "models": loaded,
+                "database": database,
+                "prediction_log": prediction_log,
+                "profile_memo": ScoreMemo(settings.profile_memo_size),
+                "shadow": shadow,
+            }
         finally:
             watcher.stop()
+            await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
+            database.dispose()
 
     app = FastAPI(
         title="Lifecycle Scoring Service",
@@ -74,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         diagnosis.router,
         models.router,
         admin.router,
+        customers.router,
+        outcomes.router,
     ):
         app.include_router(router)
     return app

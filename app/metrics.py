@@ -27,6 +27,25 @@ HTTP_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
+PREDICTION_LOG_BUFFERED = Gauge(
+    "clm_prediction_log_buffered",
+    "Prediction-log rows served but not yet written to the database",
+    multiprocess_mode="livesum",
+)
+PREDICTION_LOG_WRITTEN = Counter("clm_prediction_log_written_total", "Prediction-log rows written")
+PREDICTION_LOG_DROPPED = Counter(
+    "clm_prediction_log_dropped_total",
+    "Prediction-log rows lost: buffer full (overflow), unwritten at shutdown, or refused by the database",
+    ["reason"],
+)
+PREDICTION_LOG_WRITE_FAILURES = Counter(
+    "clm_prediction_log_write_failures_total", "Prediction-log writes that failed and will be retried"
+)
+PROFILE_MEMO = Counter(
+    "clm_profile_memo_total",
+    "Customer profiles served from remembered scores (hit) or scored afresh (miss)",
+    ["result"],
+)
 MODEL_INFO = Gauge(
     "clm_model_info",
     "Model versions being served (1 per loaded version)",

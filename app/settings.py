@@ -57,6 +57,29 @@ class Settings(RegistrySettings):
         description="Shadow scorings running at once per worker at most; a sampled request beyond that is "
         "not shadowed (counted in clm_shadow_skipped_total), so shadowing never builds a backlog.",
     )
+    database_url: str = Field(
+        default="sqlite:///var/clm.db",
+        description="Customer store, prediction log and outcomes: SQLite here, postgresql+psycopg://... in production.",
+    )
+    prediction_log_capacity: int = Field(
+        default=100_000,
+        ge=1,
+        description="Prediction-log rows held in memory while the database is slow or down; beyond, rows are "
+        "dropped and counted (clm_prediction_log_dropped_total).",
+    )
+    prediction_log_batch: int = Field(default=1000, ge=1, description="Most prediction-log rows per write.")
+    prediction_log_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between prediction-log writes (sooner when a batch is full)."
+    )
+    profile_memo_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Customer profiles whose scores each worker remembers (keyed by record version and model "
+        "versions, so never stale); 0 scores every view afresh.",
+    )
+    prediction_log_shutdown_timeout: float = Field(
+        default=10.0, ge=0, description="Seconds the shutdown waits for the prediction log to be written."
+    )
 
     @field_validator("api_keys")
     @classmethod

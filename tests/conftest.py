@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from app.main import create_app
 from app.settings import Settings
@@ -195,3 +198,116 @@ def churn_lineup(
 @pytest.fixture
 def lineup_registry(churn_lineup: ChurnLineup, tmp_path: Path) -> ModelRegistry:
     return copy_registry(churn_lineup.registry, tmp_path)
+
+
+# --- The service's database (customer store, prediction log, outcomes) -----------------------------------
+
+POSTGRES_URL = os.environ.get("CLM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TELCO_FILE = "telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _apps_keep_their_database_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Apps built by tests without a database_url use a throwaway SQLite file, never ./var/clm.db."""
+    os.environ["CLM_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('default-db') / 'clm.db'}"
+    yield
+    os.environ.pop("CLM_DATABASE_URL", None)
+
+
+class Databases:
+    """Empty databases on demand: a new SQLite file, or a new PostgreSQL schema (dropped at the end)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.schemas: list[str] = []
+        self._admin: Engine | None = None
+
+    def new(self, backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{self.tmp_path_factory.mktemp('sqlite') / 'clm.db'}"
+        schema = f"clm_test_{uuid.uuid4().hex[:12]}"
+        try:
+            with self.admin.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        except OperationalError as exc:
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL} (set CLM_TEST_POSTGRES_URL): {exc}")
+        self.schemas.append(schema)
+        return in_schema(POSTGRES_URL, schema)
+
+    @property
+    def admin(self) -> Engine:
+        if self._admin is None:
+            self._admin = create_engine(POSTGRES_URL)
+        return self._admin
+
+    def drop_all(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.begin() as connection:
+            for schema in self.schemas:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        self._admin.dispose()
+
+
+def in_schema(url: str, schema: str) -> str:
+    """The URL with every connection's search_path set to `schema` (tables and Alembic's version table there)."""
+    return (
+        make_url(url)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    made = Databases(tmp_path_factory)
+    yield made
+    made.drop_all()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each database test runs on SQLite and on PostgreSQL; PostgreSQL unreachable is a failure, not a skip."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, databases: Databases) -> str:
+    """A new, empty database of the test's backend."""
+    return databases.new(backend)
+
+
+def load_demo_customers(database_url: str, data_dir: Path) -> None:
+    """Migrate the database and load the 7,043 Telco customers, as `make run` does."""
+    from app.db import Database
+    from app.ingest import ingest_customers
+
+    database = Database(database_url)
+    try:
+        database.upgrade()
+        ingest_customers(database, data_dir / TELCO_FILE, batch_size=1000)
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def store_client(
+    request: pytest.FixtureRequest,
+    databases: Databases,
+    registry: ModelRegistry,
+    churn_version: int,
+    products_version: int,
+    data_dir: Path,
+) -> Iterator[TestClient]:
+    """The churn and product models on each backend, with the demo customers stored (shared: read, don't count)."""
+    url = databases.new(str(request.param))
+    load_demo_customers(url, data_dir)
+    settings = make_settings(
+        registry, ["clm-churn", "clm-products"], database_url=url, prediction_log_interval=0.05
+    )
+    with TestClient(create_app(settings)) as test_client:
+        test_client.headers["X-API-Key"] = SCORE_KEY
+        yield test_client

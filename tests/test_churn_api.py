@@ -95,8 +95,10 @@ def test_an_unknown_category_scores_as_missing(client: TestClient) -> None:
     assert unseen["churn_probability"] == absent["churn_probability"]
 
 
-def test_a_record_with_only_an_id_still_scores(client: TestClient) -> None:
-    (result,) = score(client, [{"customer_id": "bare"}])["results"]
+def test_a_record_with_no_fields_at_all_still_scores(client: TestClient) -> None:
+    # A record with only an id is scored from the customer store instead (tests/test_scoring_by_id.py).
+    (result,) = score(client, [{}])["results"]
+    assert result["customer_id"] is None
     assert 0 < result["churn_probability"] < 1
 
 

@@ -5,11 +5,12 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, score_customers
+from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, churn_predictions, score_customers
+from app.scoring.store import fill_from_store
 
 router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope])
 
@@ -19,20 +20,24 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope]
     response_model=ChurnResponse,
     summary="Churn probability, risk level and reasons for a batch of customers",
     operation_id="score_churn",
-    responses=error_response_doc(401, 403, 413, 422, 503),
+    responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def score_churn(
     body: ChurnRequest,
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    session: SessionDep,
+    log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
 ) -> ChurnResponse:
-    """Score 1–1,000 customers with the champion churn model; results come in request order."""
+    """Score 1–1,000 customers (whole records, or stored customers by `customer_id`); results in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
-    results = score_customers(scorer, body.customers, body.explain)
+    customers = fill_from_store(session, body.customers, scorer, "customers")
+    results = score_customers(scorer, customers, body.explain)
+    log_predictions(scorer, churn_predictions(results))
     response = ChurnResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
@@ -40,6 +45,6 @@ def score_churn(
             "results": results,
         }
     )
-    rescore = partial(score_customers, customers=body.customers, explain=False)
+    rescore = partial(score_customers, customers=customers, explain=False)
     shadow.after_response(background, scorer, results, rescore, CHURN_AGREEMENT)
     return response

@@ -5,11 +5,11 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings
+from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings, diagnosis_predictions
 
 router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
 
@@ -26,6 +26,7 @@ def diagnose(
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
 ) -> DiagnosisResponse:
@@ -33,6 +34,7 @@ def diagnose(
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
     results = diagnose_listings(scorer, body.listings)
+    log_predictions(scorer, diagnosis_predictions(results))
     response = DiagnosisResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},

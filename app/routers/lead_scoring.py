@@ -5,11 +5,11 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.leads import LEADS_AGREEMENT, line_scorer, rank_leads, score_leads
+from app.scoring.leads import LEADS_AGREEMENT, lead_predictions, line_scorer, rank_leads, score_leads
 from app.scoring.scorer import Scorer
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope])
@@ -27,6 +27,7 @@ def score(
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
 ) -> LeadsResponse:
@@ -34,6 +35,7 @@ def score(
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = score_leads(scorer, body.leads, body.explain)
+    log_predictions(scorer, lead_predictions(scorer, results))
     response = LeadsResponse.model_validate(
         {"model": _model_ref(scorer), "request_id": request_id, "results": results}
     )
@@ -50,12 +52,17 @@ def score(
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def rank(
-    body: RankRequest, models: ModelsDep, settings: SettingsDep, request_id: RequestIdDep
+    body: RankRequest,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    log_predictions: PredictionLogDep,
 ) -> RankResponse:
     """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = rank_leads(scorer, body.leads, body.explain, body.top_k)
+    log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
     return RankResponse.model_validate(
         {"model": _model_ref(scorer), "request_id": request_id, "results": results}
     )

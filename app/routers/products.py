@@ -7,11 +7,12 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, RequestIdDep, SettingsDep, ShadowDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.products import PRODUCTS_MODEL, compare_offers, match_products
+from app.scoring.products import PRODUCTS_MODEL, compare_offers, match_products, product_predictions
+from app.scoring.store import fill_from_store
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope])
 
@@ -21,20 +22,24 @@ router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Score
     response_model=ProductMatchResponse,
     summary="The best add-on offers for a batch of customers, with reasons",
     operation_id="match_products",
-    responses=error_response_doc(401, 403, 413, 422, 503),
+    responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
 def match(
     body: ProductMatchRequest,
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    session: SessionDep,
+    log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
 ) -> ProductMatchResponse:
-    """Rank the products each customer lacks and may buy by propensity; results come in request order."""
+    """Rank the products each customer lacks and may buy (whole records or stored ids); in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(PRODUCTS_MODEL)
-    results = match_products(scorer, body.customers, body.top_n, body.explain)
+    customers = fill_from_store(session, body.customers, scorer, "customers")
+    results = match_products(scorer, customers, body.top_n, body.explain)
+    log_predictions(scorer, product_predictions(results))
     response = ProductMatchResponse.model_validate(
         {
             "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
@@ -42,6 +47,6 @@ def match(
             "results": results,
         }
     )
-    rescore = partial(match_products, customers=body.customers, top_n=body.top_n, explain=False)
+    rescore = partial(match_products, customers=customers, top_n=body.top_n, explain=False)
     shadow.after_response(background, scorer, results, rescore, compare_offers)
     return response

@@ -35,8 +35,9 @@ TELCO_EXAMPLE: ApiRecord = {
 class ChurnRequest(BaseModel):
     customers: list[ApiRecord] = Field(
         min_length=1,
-        description="Telco customer records with API field names; missing fields score as missing.",
-        examples=[[TELCO_EXAMPLE]],
+        description="Telco customer records with API field names, or only the `customer_id` of a stored customer: "
+        "fields not sent come from the customer store (fields sent win); missing fields score as missing.",
+        examples=[[TELCO_EXAMPLE], [{"customer_id": "7590-VHVEG"}]],
     )
     explain: bool = Field(
         default=True, description="Return top_factors; false for bulk calls that need scores only."

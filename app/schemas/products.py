@@ -14,13 +14,14 @@ class ProductMatchRequest(BaseModel):
     customers: list[ApiRecord] = Field(
         min_length=1,
         description=(
-            "Telco customer records with API field names. A product is offered only when its field "
+            "Telco customer records with API field names, or only the `customer_id` of a stored customer "
+            "(fields not sent come from the customer store; fields sent win). A product is offered only when its field "
             '(e.g. online_security) is "No" and the customer is eligible (internet_service for the '
             "internet add-ons, phone_service for multiple_lines): a product or eligibility field that is "
             "absent or null rules the product out, since the customer may own it already or may not be "
             "able to buy it."
         ),
-        examples=[[TELCO_EXAMPLE]],
+        examples=[[TELCO_EXAMPLE], [{"customer_id": "7590-VHVEG"}]],
     )
     top_n: int = Field(default=3, ge=1, le=MAX_TOP_N, description="Most offers per customer, best first.")
     explain: bool = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import metrics
+from app.prediction_log import Prediction
 from app.scoring.scorer import Scorer
 from app.scoring.shadow import compare_fields
 
@@ -37,3 +38,8 @@ def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bo
             }
         )
     return results
+
+
+def churn_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
+    """What the prediction log keeps of each result."""
+    return [Prediction(r["customer_id"], r["churn_probability"], r["risk_level"]) for r in results]

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from app import metrics
+from app.prediction_log import Prediction
 from app.scoring.scorer import Scorer
 from model_registry.diagnosis import Diagnoser
 
@@ -37,3 +38,8 @@ def diagnose_listings(scorer: Scorer, listings: list[dict[str, Any]]) -> list[di
         histogram.observe(len(finding.gaps))
         results.append({"product_id": listing.get(scorer.id_field), **asdict(finding)})
     return results
+
+
+def diagnosis_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
+    """What the prediction log keeps of each listing diagnosed: its effect probability."""
+    return [Prediction(r["product_id"], r["effect_probability"]) for r in results]

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from app import metrics
 from app.errors import NotFound
+from app.prediction_log import Prediction
 from app.scoring.loaded import LoadedModels
 from app.scoring.scorer import Scorer
 from app.scoring.shadow import compare_fields
@@ -121,3 +122,8 @@ def _result(
         "grade": grade,
         "top_factors": factors,
     }
+
+
+def lead_predictions(scorer: Scorer, results: list[dict[str, Any]]) -> list[Prediction]:
+    """What the prediction log keeps of each lead scored (or ranked): its conversion probability and grade."""
+    return [Prediction(r[scorer.id_field], r["conversion_probability"], r["grade"]) for r in results]

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app import metrics
+from app.prediction_log import Prediction
 from app.scoring.scorer import Scorer
 from model_registry.catalogue import ProductCatalogue, hide_fields
 
@@ -100,3 +101,12 @@ def _observe(scorer: Scorer, customers: list[dict[str, Any]], offers: list[list[
             metrics.PRODUCT_PROPENSITY.labels(scorer.name, version, offer["product"]).observe(
                 offer["propensity"]
             )
+
+
+def product_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
+    """What the prediction log keeps: one row per offer returned, the product as its item."""
+    return [
+        Prediction(result["customer_id"], offer["propensity"], item=offer["product"])
+        for result in results
+        for offer in result["recommendations"]
+    ]

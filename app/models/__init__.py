@@ -1,0 +1,8 @@
+"""Database models (SQLAlchemy 2.0, typed). API shapes live in app/schemas; all SQL in app/repositories."""
+
+from app.models.base import Base
+from app.models.customer import Customer
+from app.models.outcome import Outcome
+from app.models.prediction import PredictionRow
+
+__all__ = ["Base", "Customer", "Outcome", "PredictionRow"]

@@ -1,0 +1,199 @@
+"""The prediction log: every score served, written to the database off the request path.
+
+Routes hand their scores to `submit`, which only appends to a bounded in-memory buffer; a writer thread drains
+it in batches. While the database is down the rows wait and the writer retries with back-off, so scoring goes
+on; rows that do not fit are dropped and counted (clm_prediction_log_dropped_total), never silently. Each row
+gets its id when it is served, so a batch re-sent after a commit whose answer was lost is not written twice.
+`close` writes what is left before the process exits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import metrics
+from app.repositories import predictions
+
+if TYPE_CHECKING:
+    from app.scoring.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One score served for one record (and item, when a model scores several per record, e.g. a product)."""
+
+    record_id: str | int | None
+    score: float
+    label: str | None = None
+    item: str = ""
+
+
+class PredictionLog:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, capacity: int, batch_size: int, interval: float
+    ) -> None:
+        self._sessions = sessions
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.interval = interval
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._writer = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
+        self._failing = False
+        self._deadline = 0.0
+        for reason in ("overflow", "shutdown", "refused"):
+            metrics.PREDICTION_LOG_DROPPED.labels(reason)  # every reason exported from the start, at 0
+
+    @property
+    def pending(self) -> int:
+        """Rows served but not yet written."""
+        return len(self._buffer)
+
+    def start(self) -> None:
+        self._writer.start()
+
+    def submit(
+        self, route: str, model: str, version: int, request_id: str, scores: Iterable[Prediction]
+    ) -> None:
+        """Queue scores for writing; never blocks on the database."""
+        served_at = datetime.now(UTC)
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "served_at": served_at,
+                "route": route[:128],
+                "model": model[:128],
+                "version": version,
+                "record_id": None if p.record_id is None else str(p.record_id)[:128],
+                "item": p.item[:64],
+                "score": p.score,
+                "label": None if p.label is None else p.label[:32],
+                "request_id": request_id[:128],
+            }
+            for p in scores
+        ]
+        with self._lock:
+            room = self.capacity - len(self._buffer)
+            kept = rows if len(rows) <= room else rows[: max(room, 0)]
+            self._buffer.extend(kept)
+            size = len(self._buffer)
+        metrics.PREDICTION_LOG_BUFFERED.set(size)
+        if len(kept) < len(rows):
+            metrics.PREDICTION_LOG_DROPPED.labels("overflow").inc(len(rows) - len(kept))
+            log.error(
+                "prediction log full (%d rows): %d rows of %s dropped",
+                self.capacity,
+                len(rows) - len(kept),
+                model,
+                extra={"model": model, "dropped": len(rows) - len(kept)},
+            )
+        if size >= self.batch_size:
+            self._wake.set()
+
+    def close(self, timeout: float) -> None:
+        """Write what is buffered (retrying for up to `timeout` seconds), then stop; count what could not be."""
+        self._deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        # A write in flight may take a connect or lock timeout (5 s) to fail.
+        self._writer.join(timeout + 6.0)
+        left = self.pending
+        if left:
+            metrics.PREDICTION_LOG_DROPPED.labels("shutdown").inc(left)
+            log.error(
+                "prediction log: %d rows could not be written before shutdown", left, extra={"dropped": left}
+            )
+
+    def _run(self) -> None:
+        delay = self.interval
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            written = self._write_pending()
+            if self._stopping.is_set():
+                if written or time.monotonic() >= self._deadline:
+                    return
+                delay = 0.5
+            else:
+                delay = self.interval if written else min(delay * 2, MAX_RETRY_DELAY)
+
+    def _write_pending(self) -> bool:
+        """Write the buffer batch by batch; False when the database failed (the rows stay for the next try)."""
+        while True:
+            with self._lock:
+                batch = list(itertools.islice(self._buffer, self.batch_size))
+            if not batch:
+                return True
+            try:
+                self._write_batch(batch)
+            except SQLAlchemyError as exc:
+                self._note_failure(exc)
+                return False
+            with self._lock:
+                for _ in batch:
+                    self._buffer.popleft()
+                size = len(self._buffer)
+            metrics.PREDICTION_LOG_BUFFERED.set(size)
+            if self._failing:
+                self._failing = False
+                log.info(
+                    "prediction log: the database is back; writing the %d rows that waited", size + len(batch)
+                )
+
+    def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self._write(batch)
+        except (DataError, IntegrityError):
+            # Refused as data, not as an outage: keep every row the database accepts and count the others,
+            # so one bad row cannot hold the log up for good.
+            for row in batch:
+                try:
+                    self._write([row])
+                except (DataError, IntegrityError):
+                    metrics.PREDICTION_LOG_DROPPED.labels("refused").inc()
+                    log.exception("prediction log: the database refused a row of %s", row["model"])
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        with self._sessions() as session, session.begin():
+            predictions.append(session, rows)
+        metrics.PREDICTION_LOG_WRITTEN.inc(len(rows))
+
+    def _note_failure(self, exc: Exception) -> None:
+        metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
+        if not self._failing:
+            self._failing = True
+            log.warning(
+                "prediction log: database unavailable (%s); %d rows wait in memory and are retried",
+                type(exc).__name__,
+                self.pending,
+            )
+
+
+@dataclass(frozen=True)
+class RequestPredictions:
+    """The prediction log bound to one request: `log(scorer, scores)` from any scoring route."""
+
+    prediction_log: PredictionLog
+    route: str
+    request_id: str
+
+    def __call__(self, scorer: Scorer, scores: Iterable[Prediction]) -> None:
+        self.prediction_log.submit(self.route, scorer.name, scorer.version, self.request_id, scores)

@@ -1,0 +1,98 @@
+"""Customers: read by id, and upsert in batches (changed rows only, so a re-load of the same file writes nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.models import Customer, Outcome
+from app.models.base import utcnow
+from app.models.customer import FEATURE_FIELDS
+from app.repositories.upsert import insert_for
+
+
+def get_many(session: Session, customer_ids: Iterable[str]) -> dict[str, Customer]:
+    ids = list(dict.fromkeys(customer_ids))
+    if not ids:
+        return {}
+    rows = session.scalars(select(Customer).where(Customer.customer_id.in_(ids)))
+    return {row.customer_id: row for row in rows}
+
+
+@dataclass(frozen=True)
+class StoredCustomer:
+    customer: Customer
+    churned_at: datetime | None  # when a recorded outcome says the customer left
+
+
+# Built once: the profile runs it on every call, and building a statement costs more than running it here.
+_WITH_CHURN = (
+    select(Customer, Outcome.observed_at)
+    .outerjoin(
+        Outcome,
+        and_(
+            Outcome.record_id == Customer.customer_id,
+            Outcome.event == bindparam("event"),
+            Outcome.item == "",
+            Outcome.happened.is_(True),
+        ),
+    )
+    .where(Customer.customer_id == bindparam("customer_id"))
+)
+
+
+def get_with_churn(session: Session, customer_id: str, churn_event: str) -> StoredCustomer | None:
+    """The customer and, in the same round trip, whether a churn outcome is recorded for it."""
+    row = session.execute(_WITH_CHURN, {"customer_id": customer_id, "event": churn_event}).first()
+    return None if row is None else StoredCustomer(row[0], row[1])
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+def upsert_many(session: Session, records: list[dict[str, Any]]) -> UpsertCounts:
+    """Insert new customers and update those whose fields differ; `updated_at` moves only when something changed.
+
+    Records must carry distinct customer ids (PostgreSQL refuses to touch one row twice in a statement).
+    """
+    if not records:
+        return UpsertCounts(0, 0, 0)
+    ids = [r["customer_id"] for r in records]
+    existing = set(session.scalars(select(Customer.customer_id).where(Customer.customer_id.in_(ids))))
+    now = utcnow()
+    rows = [
+        {
+            **{name: r.get(name) for name in FEATURE_FIELDS},
+            "customer_id": r["customer_id"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in records
+    ]
+    table = Customer.__table__
+    statement = insert_for(session, Customer)
+    excluded = statement.excluded
+    changed = or_(*(table.c[name].is_distinct_from(excluded[name]) for name in FEATURE_FIELDS))
+    # One statement executed for many rows: compiled once, sent in multi-row batches by SQLAlchemy.
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.customer_id],
+        set_={**{name: excluded[name] for name in FEATURE_FIELDS}, "updated_at": excluded.updated_at},
+        where=changed,
+    ).returning(table.c.customer_id)
+    written = set(session.scalars(statement, rows))
+    inserted = len(written - existing)
+    updated = len(written & existing)
+    return UpsertCounts(inserted=inserted, updated=updated, unchanged=len(records) - inserted - updated)
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Customer)) or 0

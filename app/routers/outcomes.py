@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth import ScoreScope
+from app.dependencies import RequestIdDep, SessionDep, SettingsDep
+from app.errors import error_response_doc
+from app.schemas.outcomes import OutcomesRequest, OutcomesResponse, PerformanceResponse
+from app.scoring.batches import check_batch_size
+from app.scoring.outcomes import performance, record_outcomes
+
+router = APIRouter(tags=["outcomes"], dependencies=[ScoreScope])
+
+
+@router.post(
+    "/v1/outcomes",
+    response_model=OutcomesResponse,
+    summary="Record what happened to scored records: churned, converted, offer accepted (idempotent)",
+    operation_id="record_outcomes",
+    responses=error_response_doc(401, 403, 413, 422, 503),
+)
+def post_outcomes(
+    body: OutcomesRequest, settings: SettingsDep, session: SessionDep, request_id: RequestIdDep
+) -> OutcomesResponse:
+    """Store each fact once: a repeat is a no-op, a different value for the same fact replaces the stored one."""
+    check_batch_size(body.outcomes, settings.max_batch, "outcomes")
+    counts = record_outcomes(session, body.outcomes)
+    return OutcomesResponse(
+        recorded=counts.recorded,
+        unchanged=counts.unchanged,
+        corrected=counts.corrected,
+        request_id=request_id,
+    )
+
+
+@router.get(
+    "/v1/models/{name}/performance",
+    response_model=PerformanceResponse,
+    summary="Realised ROC AUC, conversion by grade or risk level, and lift of each served version",
+    operation_id="model_performance",
+    responses=error_response_doc(401, 403, 404, 503),
+)
+def get_performance(name: str, session: SessionDep, request_id: RequestIdDep) -> PerformanceResponse:
+    """Logged scores joined with recorded outcomes, per version that served them."""
+    event, versions = performance(session, name)
+    return PerformanceResponse.model_validate(
+        {"model": name, "event": event, "versions": versions, "request_id": request_id}
+    )

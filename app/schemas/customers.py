@@ -1,0 +1,70 @@
+"""GET /v1/customers/{customer_id}/profile: everything a call-centre agent needs in one look."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.schemas.common import Factor, ModelRef
+
+
+class Part(BaseModel):
+    models: list[ModelRef] = Field(
+        description="The model versions behind this part (none for a rule on data)."
+    )
+    features_as_of: datetime = Field(description="When the stored customer record last changed.")
+    features_age_seconds: float = Field(description="How old the stored record this part used is.")
+
+
+class ChurnPart(Part):
+    churn_probability: float = Field(ge=0, le=1)
+    risk_level: Literal["high", "medium", "low"]
+    top_factors: list[Factor]
+
+
+class Offer(BaseModel):
+    product: str
+    propensity: float = Field(ge=0, le=1)
+    rank: int
+    top_factors: list[Factor] | None
+
+
+class OffersPart(Part):
+    available: bool = Field(description="false when no product model is served; `message` says why.")
+    message: str | None = None
+    intent: Literal["high", "low", "unknown"] = Field(description="Purchase intent from the best offer.")
+    recommendations: list[Offer]
+
+
+class DecisionPart(Part):
+    reason: str
+
+
+class LifecyclePart(DecisionPart):
+    stage: Literal["A", "B", "C", "D", "E"]
+    name: Literal["acquisition", "build-up", "mature", "decline", "exit"]
+
+
+class ValuePart(DecisionPart):
+    tier: Literal["high", "mid", "low"]
+
+
+class NextBestActionPart(Part):
+    action: Literal["cross_sell", "fix_then_sell", "retention_care", "nurture", "win_back", "no_action"]
+    channel: Literal["account_manager", "outbound_call", "broadcast", "none"]
+    script: str = Field(description="One line for the agent.")
+    intent: Literal["high", "low", "unknown"]
+    risk_level: Literal["high", "medium", "low"]
+    value_tier: Literal["high", "mid", "low"]
+
+
+class ProfileResponse(BaseModel):
+    customer_id: str
+    request_id: str
+    churn: ChurnPart
+    offers: OffersPart
+    lifecycle: LifecyclePart
+    value: ValuePart
+    next_best_action: NextBestActionPart

@@ -1,0 +1,119 @@
+"""POST /v1/outcomes and GET /v1/models/{name}/performance."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+OutcomeEvent = Literal["customer_churned", "lead_converted", "offer_accepted"]
+# The field that qualifies each event: which product was offered, which lead line the lead came from.
+QUALIFIER = {"offer_accepted": "product", "lead_converted": "line"}
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event: OutcomeEvent = Field(
+        description="customer_churned (scored by clm-churn), lead_converted (clm-leads-<line>), offer_accepted "
+        "(clm-products)."
+    )
+    record_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | StrictInt = Field(
+        description="The ID the record was scored under: customer_id, lead_number, contact_id."
+    )
+    happened: bool = Field(
+        default=True, description="false records that it did not happen (renewed, declined)."
+    )
+    product: Name | None = Field(
+        default=None, validate_default=True, description="offer_accepted: the product."
+    )
+    line: Name | None = Field(
+        default=None, validate_default=True, description="lead_converted: the lead line."
+    )
+    observed_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it happened, with a time zone; default now. Scores served after it are not counted "
+        "as predictions of it.",
+    )
+
+    @field_validator("product", "line")
+    @classmethod
+    def _qualifies_its_event(cls, value: str | None, info: ValidationInfo) -> str | None:
+        event = info.data.get("event")
+        if event is None:
+            return value
+        wanted = QUALIFIER.get(event)
+        if info.field_name == wanted and value is None:
+            raise ValueError(f"required for {event}")
+        if info.field_name != wanted and value is not None:
+            raise ValueError(f"not a field of {event}")
+        return value
+
+
+class OutcomesRequest(BaseModel):
+    outcomes: list[OutcomeIn] = Field(
+        min_length=1,
+        examples=[
+            [
+                {
+                    "event": "customer_churned",
+                    "record_id": "7590-VHVEG",
+                    "observed_at": "2026-03-01T00:00:00Z",
+                },
+                {
+                    "event": "offer_accepted",
+                    "record_id": "5575-GNVDE",
+                    "product": "tech_support",
+                    "happened": False,
+                },
+                {"event": "lead_converted", "record_id": 660737, "line": "inbound"},
+            ]
+        ],
+    )
+
+
+class OutcomesResponse(BaseModel):
+    recorded: int = Field(description="New facts stored.")
+    unchanged: int = Field(description="Facts already stored as sent (a repeat is a no-op).")
+    corrected: int = Field(
+        description="Stored facts replaced: a different `happened` or `observed_at` was sent."
+    )
+    request_id: str
+
+
+class GroupPerformance(BaseModel):
+    group: str
+    records: int
+    positives: int
+    positive_rate: float
+    lift: float | None = Field(description="positive_rate over the version's overall rate.")
+
+
+class VersionPerformance(BaseModel):
+    version: int
+    records: int = Field(description="Scored records with a recorded outcome (each record's last score).")
+    positives: int
+    positive_rate: float | None
+    roc_auc: float | None = Field(description="Realised ROC AUC; null until both outcomes occur.")
+    top_decile_lift: float | None = Field(
+        description="Positive rate of the 10 % highest scores over the overall."
+    )
+    by_label: list[GroupPerformance] = Field(description="By the grade or risk level served, best first.")
+    by_item: list[GroupPerformance] = Field(description="By product, for models that score several.")
+
+
+class PerformanceResponse(BaseModel):
+    model: str
+    event: OutcomeEvent
+    versions: list[VersionPerformance]
+    request_id: str

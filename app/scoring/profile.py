@@ -1,0 +1,186 @@
+"""The customer profile: one stored customer scored by every customer model and read by the lifecycle rules.
+
+Churn is required (the stage and the action turn on its risk): without it the profile is a 503. Offers are
+optional: when no product model is served the offers part says so, intent is 'unknown', and the rest stands.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app import metrics
+from app.errors import ModelNotLoaded, NotFound
+from app.prediction_log import RequestPredictions
+from app.repositories import customers as customer_repo
+from app.scoring import lifecycle
+from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
+from app.scoring.loaded import LoadedModels
+from app.scoring.outcomes import CUSTOMER_CHURNED
+from app.scoring.products import PRODUCTS_MODEL, match_products, product_predictions
+from app.scoring.scorer import Scorer
+
+TOP_OFFERS = 3
+
+
+@dataclass(frozen=True)
+class ProfileScores:
+    churn: dict[str, Any]  # the churn result: probability, risk level, reasons
+    offers: list[dict[str, Any]] | None  # best offers first; None when no product model is served
+
+
+MemoKey = tuple[str, datetime, int, int | None]
+
+
+class ScoreMemo:
+    """The scores of recently viewed customers, keyed by exactly what made them: the customer, its stored
+    record's `updated_at` and the model versions. The same inputs give the same scores, so a repeat view (an
+    agent reopening the screen, the CRM and the phone system asking about the same caller) skips XGBoost; a
+    changed record or another version is another key and is scored afresh. Least recently used out; one per
+    worker process; size 0 remembers nothing."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[MemoKey, ProfileScores] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: MemoKey) -> ProfileScores | None:
+        with self._lock:
+            scores = self._entries.get(key)
+            if scores is not None:
+                self._entries.move_to_end(key)
+        metrics.PROFILE_MEMO.labels("hit" if scores is not None else "miss").inc()
+        return scores
+
+    def put(self, key: MemoKey, scores: ProfileScores) -> None:
+        if self.size == 0:
+            return
+        with self._lock:
+            self._entries[key] = scores
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+def build_profile(
+    session: Session,
+    models: LoadedModels,
+    memo: ScoreMemo,
+    customer_id: str,
+    log_predictions: RequestPredictions,
+) -> dict[str, Any]:
+    churn_scorer = models.get(CHURN_MODEL)
+    products_scorer, no_offers_reason = _products_scorer(models)
+    stored = customer_repo.get_with_churn(session, customer_id, CUSTOMER_CHURNED)
+    if stored is None:
+        raise NotFound(
+            f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}]
+        )
+    record = stored.customer.record()
+    updated_at = stored.customer.updated_at
+    age = {
+        "features_as_of": updated_at,
+        "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds(),
+    }
+    key = (
+        customer_id,
+        updated_at,
+        churn_scorer.version,
+        products_scorer.version if products_scorer else None,
+    )
+    scores = memo.get(key)
+    if scores is None:
+        scores = _score(churn_scorer, products_scorer, record)
+        memo.put(key, scores)
+    churn = scores.churn
+    log_predictions(churn_scorer, churn_predictions([churn]))
+    churn_ref = _ref(churn_scorer)
+    if products_scorer is not None and scores.offers is not None:
+        log_predictions(
+            products_scorer,
+            product_predictions([{"customer_id": customer_id, "recommendations": scores.offers}]),
+        )
+        offers_refs = [_ref(products_scorer)]
+        offers = {
+            "available": True,
+            "message": None if scores.offers else "nothing left to offer",
+            "recommendations": scores.offers,
+        }
+    else:
+        offers_refs = []
+        offers = {"available": False, "message": no_offers_reason, "recommendations": []}
+    best = scores.offers[0] if scores.offers else None
+
+    stage = lifecycle.lifecycle_stage(
+        record["tenure"], record["contract"], churn["risk_level"], stored.churned_at is not None
+    )
+    tier = lifecycle.value_tier(record["monthly_charges"], record["tenure"])
+    # Nothing left to offer is low intent; no product model to ask is unknown intent.
+    best_propensity = None if scores.offers is None else best["propensity"] if best else 0.0
+    intent = lifecycle.purchase_intent(best_propensity)
+    action = lifecycle.next_best_action(
+        stage.value,
+        churn["risk_level"],
+        intent,
+        tier.value,
+        record,
+        best["product"] if best else None,
+        lifecycle.churn_reason(churn["top_factors"]),
+    )
+    return {
+        "customer_id": record["customer_id"],
+        "churn": {
+            **age,
+            "models": [churn_ref],
+            "churn_probability": churn["churn_probability"],
+            "risk_level": churn["risk_level"],
+            "top_factors": churn["top_factors"],
+        },
+        "offers": {**age, "models": offers_refs, **offers, "intent": intent},
+        "lifecycle": {
+            **age,
+            "models": [churn_ref],
+            "stage": stage.value,
+            "name": lifecycle.STAGE_NAMES[stage.value],
+            "reason": stage.reason,
+        },
+        "value": {**age, "models": [], "tier": tier.value, "reason": tier.reason},
+        "next_best_action": {
+            **age,
+            "models": [churn_ref, *offers_refs],
+            "action": action.action,
+            "channel": action.channel,
+            "script": action.script,
+            "intent": intent,
+            "risk_level": churn["risk_level"],
+            "value_tier": tier.value,
+        },
+    }
+
+
+def _products_scorer(models: LoadedModels) -> tuple[Scorer | None, str | None]:
+    """The product scorer, or why there is none: the offers part then says so and the rest stands."""
+    if PRODUCTS_MODEL not in models.names:
+        return None, f"{PRODUCTS_MODEL} is not served here (see CLM_MODELS)"
+    try:
+        return models.get(PRODUCTS_MODEL), None
+    except ModelNotLoaded as exc:
+        return None, exc.message
+
+
+def _score(churn_scorer: Scorer, products_scorer: Scorer | None, record: dict[str, Any]) -> ProfileScores:
+    churn = score_customers(churn_scorer, [record], explain=True)[0]
+    if products_scorer is None:
+        return ProfileScores(churn, None)
+    # Offers come without reasons here: each costs an exact TreeSHAP pass per product (about 1 ms), more than
+    # the rest of the profile; POST /v1/products/match gives them.
+    (matched,) = match_products(products_scorer, [record], TOP_OFFERS, explain=False)
+    return ProfileScores(churn, matched["recommendations"])
+
+
+def _ref(scorer: Scorer) -> dict[str, Any]:
+    return {"name": scorer.name, "version": scorer.version, "alias": scorer.alias}

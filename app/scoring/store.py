@@ -1,0 +1,62 @@
+"""Scoring by id: records that lack fields are completed from the customer store.
+
+One rule for every route that scores stored customers (churn, products):
+- a record carrying only `customer_id` is scored from the store; an unknown id is a 404;
+- a record carrying some fields gets the others from the store when the customer is there, the fields sent
+  winning (an explicit null included); an unknown id then scores as sent, missing fields as missing;
+- a record carrying every field the model reads never touches the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.repositories import customers as customer_repo
+from app.scoring.scorer import Scorer, id_problem
+
+ID_FIELD = "customer_id"
+
+
+def fill_from_store(
+    session: Session, records: list[dict[str, Any]], scorer: Scorer, path_prefix: str
+) -> list[dict[str, Any]]:
+    """The records with the fields the scorer reads completed from the store, in order."""
+    needed = [f.name for f in scorer.bundle.contract.features]
+    incomplete = [
+        row
+        for row, record in enumerate(records)
+        if _usable_id(record.get(ID_FIELD)) and any(name not in record for name in needed)
+    ]
+    if not incomplete:
+        return records
+    stored = customer_repo.get_many(session, (str(records[row][ID_FIELD]) for row in incomplete))
+    filled = list(records)
+    unknown = []
+    for row in incomplete:
+        record = records[row]
+        customer = stored.get(str(record[ID_FIELD]))
+        if customer is not None:
+            filled[row] = {**customer.record(), **record}
+        elif not any(name in record for name in needed):
+            unknown.append(row)
+    if unknown:
+        raise NotFound(
+            f"{len(unknown)} customer id(s) are not in the customer store",
+            [
+                {
+                    "path": f"{path_prefix}[{row}].{ID_FIELD}",
+                    "message": f"no stored customer {records[row][ID_FIELD]!r}",
+                }
+                for row in unknown
+            ],
+        )
+    return filled
+
+
+def _usable_id(value: Any) -> bool:
+    # Anything else is refused with a 422 naming the field when the records are encoded: never sent to the
+    # database (a lone surrogate cannot even be encoded for it).
+    return value is not None and id_problem(value) is None
