@@ -14,7 +14,7 @@ import pandas as pd
 
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FeatureContract
-from model_registry.grades import assign_grades
+from model_registry.grades import assign_grades, assign_risk_levels
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
 from training.data import build_contract, id_field, load_dataset
@@ -111,9 +111,7 @@ def train_binary(
         tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
         if spec.risk is not None:
             metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
-            levels = np.where(
-                p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low")
-            )
+            levels = np.asarray(assign_risk_levels(p_hold, metadata["risk_levels"]))
             tables["holdout_risk_levels"] = _rate_by(levels, y[hold], "risk_level")
         if spec.grades is not None:
             grades = grade_cutoffs(spec.grades, p_val)

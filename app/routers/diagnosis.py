@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks
 
@@ -29,19 +30,14 @@ def diagnose(
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
-) -> DiagnosisResponse:
+) -> dict[str, Any]:
     """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
     results = diagnose_listings(scorer, body.listings)
     log_predictions(scorer, diagnosis_predictions(results))
-    response = DiagnosisResponse.model_validate(
-        {
-            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-            "request_id": request_id,
-            "results": results,
-        }
-    )
+    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
+    response = {"model": scorer.ref, "request_id": request_id, "results": results}
     shadow.after_response(
         background, scorer, results, partial(diagnose_listings, listings=body.listings), compare_findings
     )

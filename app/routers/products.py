@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks
 
@@ -33,20 +34,15 @@ def match(
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
-) -> ProductMatchResponse:
+) -> dict[str, Any]:
     """Rank the products each customer lacks and may buy (whole records or stored ids); in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(PRODUCTS_MODEL)
     customers = fill_from_store(session, body.customers, scorer, "customers")
     results = match_products(scorer, customers, body.top_n, body.explain)
     log_predictions(scorer, product_predictions(results))
-    response = ProductMatchResponse.model_validate(
-        {
-            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-            "request_id": request_id,
-            "results": results,
-        }
-    )
+    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
+    response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(match_products, customers=customers, top_n=body.top_n, explain=False)
     shadow.after_response(background, scorer, results, rescore, compare_offers)
     return response

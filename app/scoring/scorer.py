@@ -36,6 +36,11 @@ class Scorer:
         self._blocks = (np.asarray(features, dtype=np.intp), np.asarray(offsets, dtype=np.intp))
 
     @property
+    def ref(self) -> dict[str, Any]:
+        """The exact registered version that scores, as every scoring response names it."""
+        return {"name": self.name, "version": self.version, "alias": self.alias}
+
+    @property
     def metadata(self) -> dict[str, Any]:
         return self.bundle.metadata
 
