@@ -26,7 +26,9 @@ def _scopes_of(request: Request, key: str | None) -> list[Scope]:
 
 
 def require(scope: Scope) -> Any:
-    def check(request: Request, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
+    """A dependency that lets a request through only with a key holding `scope` (async: no thread hop)."""
+
+    async def check(request: Request, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
         if scope not in _scopes_of(request, key):
             raise Forbidden(f"this key lacks the {scope!r} scope")
 

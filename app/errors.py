@@ -59,6 +59,18 @@ class ModelNotLoaded(ServiceError):
     status_code, code = 503, "model_not_loaded"
 
 
+class VersionRefusedError(ServiceError):
+    """A version failed to load or to score its stored example; the previous one keeps serving."""
+
+    status_code, code = 409, "model_version_refused"
+
+
+class RegistryUnreachableError(ServiceError):
+    """The registry cannot be read now; what is loaded keeps serving."""
+
+    status_code, code = 503, "registry_unavailable"
+
+
 class StoreUnavailable(ServiceError):
     status_code, code = 503, "store_unavailable"
 
@@ -91,11 +103,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"path": validation_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        details = [_validation_detail(e) for e in exc.errors()]
         return envelope(422, "validation_error", f"{len(details)} field(s) are invalid", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's own word for a body it cannot parse (not UTF-8, nested too deep): invalid input too.
+            return envelope(
+                422,
+                "invalid_body",
+                "the request body is not readable JSON",
+                [{"path": "body", "message": str(exc.detail)}],
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return envelope(exc.status_code, code, str(exc.detail))
 
@@ -108,17 +128,22 @@ def install_error_handlers(app: FastAPI) -> None:
         error = StoreUnavailable("the customer store is unavailable; retry shortly")
         return envelope(error.status_code, error.code, error.message)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return envelope(500, "internal_error", "the service failed to handle the request; it has been logged")
+    # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
+
+
+def _validation_detail(error: dict[str, Any]) -> dict[str, str]:
+    if error["type"] == "json_invalid":  # its loc is a byte offset, not a field
+        position = error["loc"][-1]
+        return {"path": "body", "message": f"invalid JSON at byte {position}: {error['ctx']['error']}"}
+    return {"path": validation_path(tuple(error["loc"])), "message": error["msg"]}
 
 
 _DESCRIPTIONS = {
     401: "Missing or unknown API key",
     403: "The key lacks the scope",
     404: "Not found",
+    409: "The version the alias points to was refused (failed to load or to score its example)",
     413: "Batch over the limit",
     422: "Invalid input; one detail per bad field, with its path",
-    503: "No model loaded for the route, or the customer store is unavailable",
+    503: "No model loaded for the route, the registry or the customer store unavailable",
 }

@@ -14,9 +14,11 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.prediction_log import PredictionLog
-from app.routers import churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
+from app.routers import admin, churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
 from app.scoring.loaded import LoadedModels
 from app.scoring.profile import ScoreMemo
+from app.scoring.shadow import ShadowScoring
+from app.scoring.watcher import RegistryWatcher
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
 
@@ -42,8 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.alias,
             threads=settings.booster_threads,
             exact_contributions=settings.exact_contributions,
+            load_challengers=settings.shadow_enabled,
         )
         await run_in_threadpool(loaded.load_all)
+        shadow = ShadowScoring(
+            loaded,
+            enabled=settings.shadow_enabled,
+            share=settings.shadow_share,
+            max_pending=settings.shadow_max_pending,
+        )
+        watcher = RegistryWatcher(loaded, settings.reload_interval_seconds)
         database = Database(settings.database_url)
         await run_in_threadpool(database.upgrade)
         prediction_log = PredictionLog(
@@ -53,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval=settings.prediction_log_interval,
         )
         prediction_log.start()
+        watcher.start()
         try:
             yield {
                 "settings": settings,
@@ -60,8 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "database": database,
                 "prediction_log": prediction_log,
                 "profile_memo": ScoreMemo(settings.profile_memo_size),
+                "shadow": shadow,
             }
         finally:
+            watcher.stop()
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
             database.dispose()
 
@@ -81,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         products.router,
         diagnosis.router,
         models.router,
+        admin.router,
         customers.router,
         outcomes.router,
     ):

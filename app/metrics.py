@@ -98,6 +98,35 @@ PRODUCT_NO_OFFER = Counter(
     ["model", "version"],
 )
 
+MODEL_SWAPS = Counter(
+    "clm_model_swaps_total", "Versions swapped in after loading and passing their check", ["model", "alias"]
+)
+REGISTRY_POLLS = Counter(
+    "clm_registry_polls_total",
+    "Registry polls per model: ok, or unavailable (scoring goes on with what is loaded)",
+    ["model", "outcome"],
+)
+SHADOW_LABELS = ["model", "champion_version", "challenger_version"]
+SHADOW_RECORDS = Counter(
+    "clm_shadow_records_total", "Records scored by both the champion and the challenger", SHADOW_LABELS
+)
+SHADOW_SCORE_DIFFERENCE = Histogram(
+    "clm_shadow_score_difference",
+    "|champion score - challenger score| per record (per product where a record has several)",
+    SHADOW_LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+SHADOW_LABEL_CHANGES = Counter(
+    "clm_shadow_label_changes_total",
+    "Records whose grade, risk level or the like differs between the champion and the challenger",
+    SHADOW_LABELS,
+)
+SHADOW_SKIPPED = Counter(
+    "clm_shadow_skipped_total",
+    "Sampled requests not shadowed: busy (too many running) or failed (the challenger raised)",
+    ["model", "reason"],
+)
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text: this process's registry, or every worker's when multiprocess mode is on."""

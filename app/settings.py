@@ -38,6 +38,25 @@ class Settings(RegistrySettings):
     )
     booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
     log_level: str = Field(default="INFO", description="Python log level.")
+    reload_interval_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often each worker polls the registry for alias moves and swaps in what they point "
+        "to; 0 turns polling off (then only POST /v1/admin/models/{name}/reload changes what is served).",
+    )
+    shadow_enabled: bool = Field(
+        default=False,
+        description="Load each model's challenger too and score a share of requests with it after replying.",
+    )
+    shadow_share: float = Field(
+        default=0.1, ge=0, le=1, description="Share of scoring requests also scored by the challenger."
+    )
+    shadow_max_pending: int = Field(
+        default=4,
+        ge=1,
+        description="Shadow scorings running at once per worker at most; a sampled request beyond that is "
+        "not shadowed (counted in clm_shadow_skipped_total), so shadowing never builds a backlog.",
+    )
     database_url: str = Field(
         default="sqlite:///var/clm.db",
         description="Customer store, prediction log and outcomes: SQLite here, postgresql+psycopg://... in production.",

@@ -9,7 +9,6 @@ branch it learned for missing values. Derived fields (model_registry.derived) ar
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -19,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_registry.derived import Derivation, derive
+from model_registry.numbers import FLOAT32_MAX, NUMBER_MESSAGE, as_number
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -124,27 +124,64 @@ class FeatureContract:
         Fields the contract does not know are ignored (clients send whole CRM records); absent fields and
         nulls are missing values. Works column by column: a batch of 1,000 records is one pass per field.
         """
-        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         errors: list[FieldError] = []
         if self.derived:
             records, errors = self._derive(records, path_prefix)
+        matrix = (self._encode_by_row if len(records) <= SMALL_BATCH else self._encode_by_column)(
+            records, path_prefix, errors
+        )
+        if errors:
+            errors = list(dict.fromkeys(errors))  # a bad derivation source that is also a feature, named once
+            errors.sort(key=lambda e: int(e.path[len(path_prefix) + 1 : e.path.index("]")]))
+        return matrix, errors
+
+    def _encode_by_row(
+        self, records: list[dict[str, Any]], path_prefix: str, errors: list[FieldError]
+    ) -> npt.NDArray[np.float32]:
+        """Plain loops: for a few records, cheaper than the dozen numpy calls per field of the column path."""
+        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
+        for row, record in enumerate(records):
+            for feature, offset, index in zip(
+                self.features, self._offsets, self._category_index, strict=True
+            ):
+                value = record.get(feature.name)
+                if feature.kind == "numeric":
+                    try:
+                        number = as_number(value)
+                    except ValueError:
+                        errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", NUMBER_MESSAGE))
+                        number = None
+                    matrix[row, offset] = np.nan if number is None else number
+                    continue
+                category = _as_category(value)
+                if category is _INVALID:
+                    errors.append(FieldError(f"{path_prefix}[{row}].{feature.name}", CATEGORY_MESSAGE))
+                position = index.get(category) if isinstance(category, str) else None
+                if position is None:
+                    matrix[row, offset : offset + feature.width] = np.nan
+                else:
+                    matrix[row, offset + position] = 1.0
+        return matrix
+
+    def _encode_by_column(
+        self, records: list[dict[str, Any]], path_prefix: str, errors: list[FieldError]
+    ) -> npt.NDArray[np.float32]:
+        """One pass per field over the whole batch, with C-level fast paths for well-typed columns."""
+        matrix = np.zeros((len(records), self.n_columns), dtype=np.float32)
         for feature, offset, index in zip(self.features, self._offsets, self._category_index, strict=True):
             values = list(map(dict.get, records, repeat(feature.name)))
             if feature.kind == "numeric":
                 column, bad_rows = _numeric_column(values)
                 matrix[:, offset] = column
-                message = "must be a finite number or null"
+                message = NUMBER_MESSAGE
             else:
                 positions, bad_rows = _category_positions(values, index)
                 known = positions >= 0
                 matrix[np.flatnonzero(known), offset + positions[known]] = 1.0
                 matrix[~known, offset : offset + feature.width] = np.nan
-                message = "must be a string or null"
+                message = CATEGORY_MESSAGE
             errors.extend(FieldError(f"{path_prefix}[{row}].{feature.name}", message) for row in bad_rows)
-        if errors:
-            errors = list(dict.fromkeys(errors))  # a bad derivation source that is also a feature, named once
-            errors.sort(key=lambda e: int(e.path[len(path_prefix) + 1 : e.path.index("]")]))
-        return matrix, errors
+        return matrix
 
     def _derive(
         self, records: list[dict[str, Any]], path_prefix: str
@@ -168,6 +205,9 @@ class FeatureContract:
 
 
 _INVALID = object()
+CATEGORY_MESSAGE = "must be a string or null"
+# Up to this many records the row-by-row encoder is faster (measured: one record 0.03 ms against 0.5 ms).
+SMALL_BATCH = 16
 
 
 _NUMERIC_TYPES = {int, float, bool, type(None)}
@@ -175,19 +215,32 @@ _TEXT_TYPES = {str, type(None)}
 
 
 def _numeric_column(values: list[Any]) -> tuple[npt.NDArray[np.float32], list[int]]:
-    """Numbers as float32 (None -> NaN), and the rows holding anything else (text, NaN, infinity)."""
+    """Numbers as float32 (None -> NaN), and the rows holding anything else (text, NaN, out of range)."""
     if set(map(type, values)) <= _NUMERIC_TYPES:  # the common case, checked at C speed
-        column = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        try:
+            column = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        except OverflowError:  # an integer too large for a float: the row-by-row path names it
+            return _numeric_column_by_row(values)
         null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-        bad = np.flatnonzero(~np.isfinite(column) & ~null).tolist()
-    else:
-        bad = [row for row, v in enumerate(values) if _as_number(v) is _INVALID]
-        column = np.asarray(
-            [np.nan if v is None or row in bad else float(v) for row, v in enumerate(values)],
-            dtype=np.float64,
-        )
-    column[bad] = np.nan
-    return column.astype(np.float32), bad
+        usable = np.isfinite(column) & (np.abs(column) <= FLOAT32_MAX)
+        bad = np.flatnonzero(~usable & ~null).tolist()
+        column[bad] = np.nan
+        return column.astype(np.float32), bad
+    return _numeric_column_by_row(values)
+
+
+def _numeric_column_by_row(values: list[Any]) -> tuple[npt.NDArray[np.float32], list[int]]:
+    column = np.full(len(values), np.nan, dtype=np.float32)
+    bad = []
+    for row, value in enumerate(values):
+        try:
+            number = as_number(value)
+        except ValueError:
+            bad.append(row)
+            continue
+        if number is not None:
+            column[row] = number
+    return column, bad
 
 
 def _category_positions(values: list[Any], index: dict[str, int]) -> tuple[npt.NDArray[np.intp], list[int]]:
@@ -204,17 +257,6 @@ def _category_positions(values: list[Any], index: dict[str, int]) -> tuple[npt.N
         elif category is not None:
             positions[row] = index.get(category, -1)  # type: ignore[call-overload]
     return positions, bad
-
-
-def _as_number(value: Any) -> float | object | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        number = float(value)
-        return number if math.isfinite(number) else _INVALID
-    return _INVALID
 
 
 def _as_category(value: Any) -> str | object | None:

@@ -8,11 +8,12 @@ record already carries is taken as sent. That is how a client applies a gap on a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from model_registry.numbers import as_number, is_number
 
 Rule = Literal["item_count", "ratio", "default"]
 _SOURCES_NEEDED: dict[str, int] = {"item_count": 1, "ratio": 2, "default": 0}
@@ -51,18 +52,19 @@ class Derivation(BaseModel):
             if not isinstance(text, str):
                 return None, [(source, "must be a string or null")]
             return sum(1 for item in text.split(self.separator) if item.strip()), []
-        numbers, problems = [], []
+        numbers: list[float | None] = []
+        problems: list[tuple[str, str]] = []
         for source in self.sources:
-            number = record.get(source)
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number)
-            ):
-                problems.append((source, "must be a finite number or null"))
-            numbers.append(number)
+            try:
+                numbers.append(as_number(record.get(source)))
+            except ValueError as exc:
+                problems.append((source, str(exc)))
+                numbers.append(None)
         numerator, denominator = numbers
         if problems or numerator is None or not denominator:
             return None, problems
-        return float(numerator) / float(denominator), []
+        ratio = numerator / denominator
+        return ratio if is_number(ratio) else None, []
 
 
 def derive(

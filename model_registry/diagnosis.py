@@ -20,6 +20,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from model_registry.contract import FeatureContract
+from model_registry.numbers import is_number
 
 ALL_LISTINGS = "all listings"
 Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
@@ -43,12 +44,12 @@ class Lever(_Frozen):
     message: str = Field(description="What a rep reads out; {value} and {benchmark} are filled in.")
 
     def falls_short(self, value: Any, benchmark: Number) -> bool:
-        if not _is_number(value):
+        if not is_number(value):
             return True  # not given: the benchmark may help, re-scoring decides
         return bool(value < benchmark) if self.direction == "more" else bool(value != benchmark)
 
     def say(self, value: Any, benchmark: Number) -> str:
-        if not _is_number(value):
+        if not is_number(value):
             return f"{self.label}: not given; top sellers in this segment: {_fmt(benchmark)}"
         return self.message.format(value=_fmt(value), benchmark=_fmt(benchmark))
 
@@ -107,7 +108,7 @@ class SegmentRule(_Frozen):
         return next((c.name for c in self.categories if words.intersection(c.keywords)), self.other_category)
 
     def band(self, price: Any) -> str | None:
-        if not _is_number(price):
+        if not is_number(price):
             return None
         edges = self.price_edges
         if price < edges[0]:
@@ -283,17 +284,12 @@ def _benchmarks(levers: Sequence[Lever], top_performers: Sequence[Mapping[str, A
     out: dict[str, Number] = {}
     for lever in levers:
         values = np.asarray(
-            [t[lever.field] for t in top_performers if _is_number(t.get(lever.field))], dtype=float
+            [t[lever.field] for t in top_performers if is_number(t.get(lever.field))], dtype=float
         )
         if len(values):
             median = float(np.quantile(values, 0.5, method="inverted_cdf"))
             out[lever.field] = int(median) if np.all(values == np.round(values)) else round(median, 6)
     return out
-
-
-def _is_number(value: Any) -> bool:
-    """As the contract reads numbers: a bool is 0 or 1."""
-    return isinstance(value, int | float) and bool(np.isfinite(value))
 
 
 def _fmt(number: Number) -> str:

@@ -1,4 +1,5 @@
-"""Lead grades and scores as a model version stores them: the one rule training and serving both apply.
+"""Lead grades, lead scores and churn risk levels as a model version stores them: the one rule training and
+serving both apply.
 
 A version's metadata holds `grades`, best first, each with the lowest probability it takes (`min_probability`;
 the last grade takes 0.0), and `score_quantiles`, the 0th to 100th percentiles of the validation leads'
@@ -26,3 +27,10 @@ def percentile_scores(probabilities: npt.ArrayLike, quantiles: list[float]) -> n
     scoring 90 scores at least as high as about 90 % of the leads the version was validated on."""
     p = np.asarray(probabilities, dtype=np.float64)
     return np.searchsorted(np.asarray(quantiles[1:], dtype=np.float64), p, side="right").astype(np.int64)
+
+
+def assign_risk_levels(probabilities: npt.ArrayLike, thresholds: dict[str, float]) -> list[str]:
+    """Churn risk per probability: high from `thresholds['high']`, medium from `thresholds['medium']`, else low."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    levels = np.where(p >= thresholds["high"], "high", np.where(p >= thresholds["medium"], "medium", "low"))
+    return levels.tolist()  # type: ignore[no-any-return]

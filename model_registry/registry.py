@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+import xgboost as xgb
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
@@ -83,6 +84,8 @@ class ModelRegistry:
                     model_format="ubj",
                     signature=signature,
                     input_example=input_example,
+                    # Named, not inferred: inference starts a subprocess costing seconds per registration.
+                    pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
                 )
                 model_id = info.model_id
                 bundle.save(Path(tmp), booster_files={primary_booster: "model.ubj"})
@@ -111,17 +114,29 @@ class ModelRegistry:
             raise RegistryUnavailable(str(exc)) from exc
 
     def load(self, name: str, version: int, nthread: int = 1) -> ModelBundle:
-        """Download a version's artifacts and load its bundle."""
+        """Download a version's artifacts and load its bundle.
+
+        A failed download raises RegistryUnavailable (the store's fault, worth retrying later); artifacts that
+        download but do not load raise BundleError (the version's fault).
+        """
         with tempfile.TemporaryDirectory() as tmp:
-            source = self.client.get_model_version_download_uri(name, str(version))
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri
-            )
+            try:
+                source = self.client.get_model_version_download_uri(name, str(version))
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+            except Exception as exc:  # MlflowException, OSError, HTTP errors: they vary by store
+                raise RegistryUnavailable(f"could not download {name} version {version}: {exc}") from exc
             return ModelBundle.load(Path(local), nthread=nthread)
 
     def versions(self, name: str) -> list[VersionRef]:
+        """Every version of a model, oldest first, with its aliases (a search does not return them)."""
         found = self.client.search_model_versions(f"name = '{name}'")
-        return sorted((_ref(v) for v in found), key=lambda ref: ref.version)
+        aliases: dict[int, list[str]] = {}
+        for alias, version in self.client.get_registered_model(name).aliases.items():
+            aliases.setdefault(int(version), []).append(alias)
+        refs = [replace(_ref(v), aliases=tuple(sorted(aliases.get(int(v.version), [])))) for v in found]
+        return sorted(refs, key=lambda ref: ref.version)
 
     def registered_names(self) -> list[str]:
         return sorted(m.name for m in self.client.search_registered_models())
@@ -135,6 +150,13 @@ class ModelRegistry:
     def set_version_tags(self, name: str, version: int, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        """Tags on the registered model itself (not on a version)."""
+        return dict(self.client.get_registered_model(name).tags or {})
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(name, key, value)
 
     def run_metrics(self, ref: VersionRef) -> dict[str, float]:
         if ref.run_id is None:

@@ -6,10 +6,13 @@ Models are trained once per session with few rounds (small, fast, still real); t
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -17,7 +20,9 @@ from sqlalchemy.exc import OperationalError
 
 from app.main import create_app
 from app.settings import Settings
+from model_registry.bundle import ModelBundle
 from model_registry.registry import ModelRegistry
+from training.publish import publish, training_run
 from training.spec import ModelSpec, find_spec
 
 DATA_DIR = Path(
@@ -125,6 +130,74 @@ def diagnosis_client(
     with TestClient(create_app(make_settings(registry, ["clm-diagnosis"]))) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client
+
+
+def copy_registry(registry: ModelRegistry, directory: Path) -> ModelRegistry:
+    """A registry of its own holding what a SQLite registry holds now; the artifacts stay where they are."""
+    target = directory / "mlflow.db"
+    with (
+        sqlite3.connect(registry.tracking_uri.removeprefix("sqlite:///")) as source,
+        sqlite3.connect(target) as copy,
+    ):
+        source.backup(copy)
+    return ModelRegistry(f"sqlite:///{target}", registry.artifact_root)
+
+
+def publish_copy(registry: ModelRegistry, bundle: ModelBundle, spec: ModelSpec | None = None) -> int:
+    """Register a bundle as a new version (of churn by default) through the real publish path, untrained."""
+    spec = spec or find_spec("churn")
+    matrix, _ = bundle.contract.encode(bundle.metadata["check"]["records"])
+    primary = "model" if list(bundle.boosters) == ["model"] else None
+    with training_run(registry, spec):
+        example = pd.DataFrame(matrix, columns=bundle.contract.column_names)
+        return publish(registry, spec, bundle, primary_booster=primary, input_example=example).version
+
+
+@dataclass(frozen=True)
+class ChurnLineup:
+    """A registry holding churn versions for the lifecycle tests; each test works on its own copy of it."""
+
+    registry: ModelRegistry  # champion: good, no challenger
+    good: int  # the session's churn model
+    weak: int  # trained for a few rounds: lower ROC AUC, higher log loss
+    bad_check: int  # the good model with a stored example it does not reproduce
+    corrupt: int  # the good model with its booster file overwritten by garbage
+
+
+@pytest.fixture(scope="session")
+def churn_lineup(
+    registry: ModelRegistry, churn_version: int, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> ChurnLineup:
+    from training.binary import train_binary
+
+    root = tmp_path_factory.mktemp("lineup")
+    lineup = ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))
+    good = registry.load("clm-churn", churn_version)
+    good_version = publish_copy(lineup, good)
+    spec = find_spec("churn")
+    few_rounds = spec.training.model_copy(update={"max_rounds": 4, "early_stopping_rounds": 2})
+    weak_spec = spec.model_copy(update={"training": few_rounds})
+    weak_ref, _ = train_binary(weak_spec, data_dir, lineup)
+    check = good.metadata["check"]
+    wrong = {key: [p + 0.2 for p in values] for key, values in check["probabilities"].items()}
+    wrong_check = {**good.metadata, "check": {**check, "probabilities": wrong}}
+    bad_check = publish_copy(lineup, replace(good, metadata=wrong_check))
+    corrupt = publish_copy(lineup, good)
+    model_id = lineup.client.get_model_version("clm-churn", str(corrupt)).source.removeprefix("models:/")
+    location = lineup.client.get_logged_model(model_id).artifact_location
+    (Path(location.removeprefix("file://")) / "model.ubj").write_bytes(b"not a booster")
+    return ChurnLineup(
+        registry=lineup,
+        good=good_version,
+        weak=weak_ref.version,
+        bad_check=bad_check,
+        corrupt=corrupt,
+    )
+
+
+@pytest.fixture
+def lineup_registry(churn_lineup: ChurnLineup, tmp_path: Path) -> ModelRegistry:
+    return copy_registry(churn_lineup.registry, tmp_path)
 
 
 # --- The service's database (customer store, prediction log, outcomes) -----------------------------------

@@ -69,17 +69,19 @@ def test_results_come_in_request_order_and_echo_ids(client: TestClient) -> None:
 
 
 def test_risk_levels_follow_the_thresholds_stored_with_the_version(client: TestClient) -> None:
-    thresholds = next(m for m in client.get("/v1/models").json()["models"] if m["name"] == "clm-churn")
-    levels = thresholds["settings"]["risk_levels"]
+    served = next(m for m in client.get("/v1/models").json()["models"] if m["name"] == "clm-churn")
+    assert served["settings"]["risk_levels"] == {"high": 0.5, "medium": 0.25}  # as documented in the README
     customers = [
-        {**CUSTOMER, "tenure": t, "contract": c}
+        {**CUSTOMER, "tenure": t, "contract": c, "internet_service": i}
         for t in (1, 12, 40, 70)
         for c in ("Month-to-month", "Two year")
+        for i in ("Fiber optic", "No")
     ]
-    for result in score(client, customers)["results"]:
+    results = score(client, customers)["results"]
+    for result in results:
         p = result["churn_probability"]
-        expected = "high" if p >= levels["high"] else "medium" if p >= levels["medium"] else "low"
-        assert result["risk_level"] == expected
+        assert result["risk_level"] == ("high" if p >= 0.5 else "medium" if p >= 0.25 else "low")
+    assert {r["risk_level"] for r in results} == {"high", "medium", "low"}
 
 
 def test_explain_false_skips_the_reasons_but_not_the_score(client: TestClient) -> None:

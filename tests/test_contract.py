@@ -48,7 +48,7 @@ def test_an_unseen_category_and_a_missing_field_score_as_missing() -> None:
 def test_every_bad_field_is_reported_with_its_path() -> None:
     _, errors = CONTRACT.encode([{"tenure": 1}, {"tenure": "ten", "contract": 2.5}], "customers")
     assert [(e.path, e.message) for e in errors] == [
-        ("customers[1].tenure", "must be a finite number or null"),
+        ("customers[1].tenure", "must be a finite number (|x| <= 3.4e38) or null"),
         ("customers[1].contract", "must be a string or null"),
     ]
 
@@ -63,3 +63,21 @@ def test_the_contract_survives_a_round_trip_through_json() -> None:
         "contract=One year",
         "contract=Two year",
     ]
+
+
+def test_a_record_encodes_the_same_alone_as_in_a_large_batch() -> None:
+    """Small batches take the row-by-row path and large ones the column path: both must agree exactly."""
+    values = {
+        "tenure": [0, 7, 12.5, None, True, "7", 1e39, float("nan"), 10**400, [1]],
+        "contract": ["One year", "Two year", "Ten years", None, 3, 2.5, True, "", {"a": 1}, "Month-to-month"],
+    }
+    records = [
+        {"tenure": t, "contract": c} for t in values["tenure"] for c in values["contract"]
+    ]  # 100 records: the column path
+    batch, batch_errors = CONTRACT.encode(records, "r")
+    for row, record in enumerate(records):
+        alone, alone_errors = CONTRACT.encode([record], "r")
+        assert np.array_equal(alone[0], batch[row], equal_nan=True), record
+        assert [e.message for e in alone_errors] == [
+            e.message for e in batch_errors if e.path.startswith(f"r[{row}].")
+        ], record

@@ -43,7 +43,7 @@ def test_a_bad_source_is_named_with_its_path() -> None:
     _, errors = CONTRACT.encode([{}, {"tags": 5, "price": "four"}], "listings")
     assert [(e.path, e.message) for e in errors] == [
         ("listings[1].tags", "must be a string or null"),
-        ("listings[1].price", "must be a finite number or null"),
+        ("listings[1].price", "must be a finite number (|x| <= 3.4e38) or null"),
     ]
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FeatureContract
-from model_registry.grades import assign_grades
+from model_registry.grades import assign_grades, assign_risk_levels
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
 from training.data import build_contract, id_field, load_dataset
@@ -111,9 +111,7 @@ def train_binary(
         tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
         if spec.risk is not None:
             metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
-            levels = np.where(
-                p_hold >= spec.risk.high, "high", np.where(p_hold >= spec.risk.medium, "medium", "low")
-            )
+            levels = np.asarray(assign_risk_levels(p_hold, metadata["risk_levels"]))
             tables["holdout_risk_levels"] = _rate_by(levels, y[hold], "risk_level")
         if spec.grades is not None:
             grades = grade_cutoffs(spec.grades, p_val)
@@ -191,3 +189,14 @@ def _grade_chart(table: pd.DataFrame, spec: ModelSpec) -> None:
     fig.tight_layout()
     mlflow.log_figure(fig, "plots/grades.png")
     plt.close(fig)
+
+
+def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dict[str, float]:
+    """A registered version's figures on the fixed holdout, scored the way serving scores: API records encoded
+    by the version's own contract, then its booster (the promotion gate's hook for the binary kind)."""
+    dataset = load_dataset(spec, data_dir)
+    matrix, errors = bundle.contract.encode(dataset.records(dataset.holdout), "holdout")
+    if errors:
+        raise ValueError(f"the holdout rows do not fit the version's contract: {errors[:3]}")
+    p_hold = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
+    return binary_figures(dataset.target[dataset.holdout], p_hold)

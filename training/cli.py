@@ -11,10 +11,13 @@ import typer
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
+from training import lifecycle
 from training.binary import train_binary
 from training.diagnosis import train_diagnosis
+from training.lifecycle import GateSettings
 from training.products import train_products
 from training.spec import ModelSpec, all_specs, find_spec
 
@@ -101,17 +104,121 @@ def list_models() -> None:
 
 
 @app.command()
-def promote(
-    use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis, or a registered name")],
-    version: Annotated[int, typer.Option(help="The version to serve.")],
+def retrain(
+    use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis")],
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
 ) -> None:
-    """Point the champion alias at a version: the service picks it up on its next reload."""
+    """Train a new version on the current data and register it as challenger (the first becomes champion)."""
+    settings = TrainingSettings()
+    try:
+        spec = find_spec(use_case, line)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    _train(spec, settings, as_challenger=True)
+
+
+@app.command()
+def promote(
+    use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis")],
+    line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
+    version: Annotated[int | None, typer.Option(help="The candidate; default: the challenger.")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even when the gate refuses (recorded).")] = False,
+    max_roc_auc_drop: Annotated[
+        float | None, typer.Option(help="Largest ROC AUC drop allowed [CLM_GATE_MAX_ROC_AUC_DROP, 0.005].")
+    ] = None,
+    max_ece_rise: Annotated[
+        float | None, typer.Option(help="Largest calibration error rise [CLM_GATE_MAX_ECE_RISE, 0.01].")
+    ] = None,
+    max_log_loss_rise: Annotated[
+        float | None, typer.Option(help="Largest log loss rise allowed [CLM_GATE_MAX_LOG_LOSS_RISE, 0.01].")
+    ] = None,
+) -> None:
+    """Gate a candidate against the champion on the fixed holdout and make it champion when no worse.
+
+    Exits with status 1 when the gate refuses. The service picks a new champion up on its next poll.
+    """
+    settings = TrainingSettings()
+    try:
+        spec = find_spec(use_case, line)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    margins = GateSettings().margins()
+    overrides = {"roc_auc": max_roc_auc_drop, "ece": max_ece_rise, "log_loss": max_log_loss_rise}
+    margins.update({figure: margin for figure, margin in overrides.items() if margin is not None})
+    registry = _registry(settings)
+    try:
+        result = lifecycle.promote(registry, spec, settings.data_dir, margins, version=version, force=force)
+    except lifecycle.LifecycleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    _print_gate(result)
+    if not result.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(
+    use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis, or a registered name")],
+    line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
+) -> None:
+    """Put the previous champion back, as the champion history records it (no gate: it served before)."""
+    name = _registered_name(use_case, line)
+    try:
+        demoted, restored = lifecycle.rollback(_registry(TrainingSettings()), name)
+    except lifecycle.LifecycleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{name}: champion is version {restored} again (was version {demoted})")
+
+
+@models_app.command("history")
+def models_history(
+    use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis, or a registered name")],
+    line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
+) -> None:
+    """Who was champion when: version, from, until, the command that made it champion, the gate figures."""
     registry = _registry(TrainingSettings())
     name = _registered_name(use_case, line)
-    registry.get_version(name, version)
-    registry.set_alias(name, CHAMPION, version)
-    typer.echo(f"{name}: champion is now version {version}")
+    terms = champion_history(registry, name)
+    if not terms:
+        typer.echo(f"{name}: no champion recorded yet")
+        return
+    typer.echo(f"{name}: champion history, oldest first")
+    header = f"{'version':<8} {'from':<20} {'until':<20} {'action':<15} {'replaced':<9} {'by':<20}"
+    typer.echo(f"  {header} gate: candidate vs champion")
+    for term in terms:
+        until = f"{term.until:%Y-%m-%d %H:%M:%S}" if term.until else "now"
+        gate = term.gate.get("figures", {})
+        figures = ", ".join(f"{k} {f['candidate']:.4f} vs {f['champion']:.4f}" for k, f in gate.items())
+        typer.echo(
+            f"  {term.version:<8} {term.since:%Y-%m-%d %H:%M:%S}  {until:<20} {term.action:<15} "
+            f"{term.previous or '-'!s:<9} {term.user:<20} {figures or '-'}"
+        )
+    current = registry.resolve(name, CHAMPION)
+    if current is not None and current.version != terms[-1].version:
+        typer.echo(f"  note: champion is version {current.version}, moved outside clm (not in this history)")
+
+
+def _print_gate(result: lifecycle.GateResult) -> None:
+    rows = int(result.candidate_figures.get("rows", 0))
+    if result.champion is None:
+        typer.echo(f"{result.name}: no champion to compare with; version {result.candidate} is champion now")
+        return
+    typer.echo(
+        f"{result.name}: version {result.candidate} against champion version {result.champion}"
+        f" on the same {rows} holdout rows"
+    )
+    typer.echo(f"  {'figure':<10} {'candidate':>10} {'champion':>10} {'worst allowed':>14}")
+    for check in result.checks:
+        verdict = "ok" if check.passed else "WORSE"
+        figures = f"{check.candidate:>10.4f} {check.champion:>10.4f} {check.limit:>14.4f}"
+        typer.echo(f"  {check.figure:<10} {figures}  {verdict}")
+    if result.passed:
+        typer.echo(f"decision: promoted; champion is now version {result.candidate}")
+    elif result.forced:
+        typer.echo(f"decision: forced; champion is now version {result.candidate}, although the gate refused")
+    else:
+        typer.echo(f"decision: refused; champion stays version {result.champion}")
 
 
 def _registered_name(use_case: str, line: str | None) -> str:

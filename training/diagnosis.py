@@ -211,3 +211,20 @@ def _gaps_by_lever(findings: list[Finding]) -> pd.DataFrame:
     gaps = [(g.metric, g.estimated_uplift) for f in findings for g in f.gaps]
     frame = pd.DataFrame(gaps, columns=["lever", "uplift"])
     return frame.groupby("lever").agg(listings=("uplift", "size"), mean_uplift=("uplift", "mean"))
+
+
+def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dict[str, float]:
+    """A registered version's effect-model figures on the fixed holdout, as serving scores (the promotion gate's
+    hook): the holdout listings as a client sends them, encoded by the version's own contract (derived fields
+    included), then its booster."""
+    settings = DiagnosisSettings.model_validate(spec.extra)
+    dataset = load_dataset(spec, data_dir)
+    listings = _listings_as_sent(read_frame(spec, data_dir), bundle.contract, settings.segments)
+    if [listing[bundle.contract.id_field] for listing in listings] != dataset.ids.tolist():
+        raise ValueError("the listings and the data set disagree on row order")
+    holdout = [listings[i] for i in np.flatnonzero(dataset.holdout)]
+    matrix, errors = bundle.contract.encode(holdout, "holdout")
+    if errors:
+        raise ValueError(f"the holdout listings do not fit the version's contract: {errors[:3]}")
+    p_hold = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
+    return binary_figures(dataset.target[dataset.holdout], p_hold)

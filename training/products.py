@@ -193,3 +193,28 @@ def _check_catalogue(catalogue: ProductCatalogue, contract: FeatureContract) -> 
             raise ValueError(
                 f"product {product.name!r} never holds {product.owned!r} and {product.not_owned!r}"
             )
+
+
+def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dict[str, float]:
+    """A registered version's figures on the fixed holdout, as serving scores (the promotion gate's hook):
+    each product from the version's own catalogue, contract and booster, on its eligible holdout rows with its
+    own fields hidden. Besides training's headline, the mean calibration error and log loss over products."""
+    catalogue = ProductCatalogue.from_metadata(bundle.metadata)
+    dataset = load_dataset(spec, data_dir)
+    records = dataset.records(dataset.holdout)
+    matrix, errors = bundle.contract.encode(records, "holdout")
+    if errors:
+        raise ValueError(f"the holdout rows do not fit the version's contract: {errors[:3]}")
+    summary = {}
+    for product in catalogue.products:
+        owns = np.fromiter((product.owns(r) for r in records), dtype=bool, count=len(records))
+        offer = np.fromiter((product.may_offer(r) for r in records), dtype=bool, count=len(records))
+        labelled = owns | offer
+        hidden = hide_fields(matrix[labelled], bundle.contract, product.hidden_fields)
+        summary[product.name] = binary_figures(
+            owns[labelled], _predict(bundle.boosters[product.name], hidden)
+        )
+    figures = _headline(summary)
+    for key in ("ece", "log_loss"):
+        figures[key] = float(np.mean([f[key] for f in summary.values()]))
+    return figures

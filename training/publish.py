@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 
 from model_registry.bundle import ModelBundle
+from model_registry.history import FIRST_VERSION, move_champion
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionRef
 from training.spec import ModelSpec
 
@@ -64,7 +65,7 @@ def publish(
         },
     )
     if registry.resolve(spec.registered_model, CHAMPION) is None:
-        registry.set_alias(spec.registered_model, CHAMPION, ref.version)
+        move_champion(registry, spec.registered_model, ref.version, action=FIRST_VERSION)
         log.info("%s version %d is the first: it is now %s", spec.registered_model, ref.version, CHAMPION)
     elif as_challenger:
         registry.set_alias(spec.registered_model, CHALLENGER, ref.version)

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
+from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, churn_predictions, score_customers
 from app.scoring.store import fill_from_store
 
 router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope])
@@ -27,17 +30,17 @@ def score_churn(
     request_id: RequestIdDep,
     session: SessionDep,
     log_predictions: PredictionLogDep,
-) -> ChurnResponse:
+    shadow: ShadowDep,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
     """Score 1–1,000 customers (whole records, or stored customers by `customer_id`); results in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
     customers = fill_from_store(session, body.customers, scorer, "customers")
     results = score_customers(scorer, customers, body.explain)
     log_predictions(scorer, churn_predictions(results))
-    return ChurnResponse.model_validate(
-        {
-            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-            "request_id": request_id,
-            "results": results,
-        }
-    )
+    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
+    response = {"model": scorer.ref, "request_id": request_id, "results": results}
+    rescore = partial(score_customers, customers=customers, explain=False)
+    shadow.after_response(background, scorer, results, rescore, CHURN_AGREEMENT)
+    return response

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.diagnosis import DIAGNOSIS_MODEL, diagnose_listings, diagnosis_predictions
+from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings, diagnosis_predictions
 
 router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
 
@@ -25,16 +28,17 @@ def diagnose(
     settings: SettingsDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
-) -> DiagnosisResponse:
+    shadow: ShadowDep,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
     """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
     results = diagnose_listings(scorer, body.listings)
     log_predictions(scorer, diagnosis_predictions(results))
-    return DiagnosisResponse.model_validate(
-        {
-            "model": {"name": scorer.name, "version": scorer.version, "alias": scorer.alias},
-            "request_id": request_id,
-            "results": results,
-        }
+    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
+    response = {"model": scorer.ref, "request_id": request_id, "results": results}
+    shadow.after_response(
+        background, scorer, results, partial(diagnose_listings, listings=body.listings), compare_findings
     )
+    return response

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep
+from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.leads import lead_predictions, line_scorer, rank_leads, score_leads
-from app.scoring.scorer import Scorer
+from app.scoring.leads import LEADS_AGREEMENT, lead_predictions, line_scorer, rank_leads, score_leads
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope])
 
@@ -26,15 +28,18 @@ def score(
     settings: SettingsDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
-) -> LeadsResponse:
+    shadow: ShadowDep,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
     """Score 1–1,000 leads with the line's champion model; results come in request order."""
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = score_leads(scorer, body.leads, body.explain)
     log_predictions(scorer, lead_predictions(scorer, results))
-    return LeadsResponse.model_validate(
-        {"model": _model_ref(scorer), "request_id": request_id, "results": results}
-    )
+    response = {"model": scorer.ref, "request_id": request_id, "results": results}
+    rescore = partial(score_leads, leads=body.leads, explain=False)
+    shadow.after_response(background, scorer, results, rescore, LEADS_AGREEMENT)
+    return response
 
 
 @router.post(
@@ -50,16 +55,10 @@ def rank(
     settings: SettingsDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
-) -> RankResponse:
+) -> dict[str, Any]:
     """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
     scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
     results = rank_leads(scorer, body.leads, body.explain, body.top_k)
     log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
-    return RankResponse.model_validate(
-        {"model": _model_ref(scorer), "request_id": request_id, "results": results}
-    )
-
-
-def _model_ref(scorer: Scorer) -> dict[str, object]:
-    return {"name": scorer.name, "version": scorer.version, "alias": scorer.alias}
+    return {"model": scorer.ref, "request_id": request_id, "results": results}

@@ -15,7 +15,7 @@ _NOT_SETTINGS = {"holdout", "check", "description", "use_case", "line"}
 @router.get(
     "",
     response_model=ModelsResponse,
-    summary="Every served model with its version, holdout figures and features",
+    summary="Every served model: champion and challenger versions, holdout figures and features",
     operation_id="list_models",
     responses=error_response_doc(401, 403),
 )
@@ -33,6 +33,8 @@ def list_models(models: ModelsDep) -> ModelsResponse:
             },
             features=s.bundle.contract.to_dict()["features"],
             settings={k: v for k, v in s.metadata.items() if k not in _NOT_SETTINGS},
+            challenger=models.challenger_info(s.name),
+            refused=[vars(r) for r in models.refusals(s.name)],
         )
         for s in models.all()
     ]

@@ -7,21 +7,17 @@ from typing import Any
 from app import metrics
 from app.prediction_log import Prediction
 from app.scoring.scorer import Scorer
+from app.scoring.shadow import compare_fields
+from model_registry.grades import assign_risk_levels
 
 CHURN_MODEL = "clm-churn"
-
-
-def risk_level(probability: float, thresholds: dict[str, float]) -> str:
-    if probability >= thresholds["high"]:
-        return "high"
-    if probability >= thresholds["medium"]:
-        return "medium"
-    return "low"
+# How shadow scoring compares the champion's and the challenger's result for one customer.
+CHURN_AGREEMENT = compare_fields("churn_probability", "risk_level")
 
 
 def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bool) -> list[dict[str, Any]]:
     probabilities, factors = scorer.score(customers, "customers", explain)
-    thresholds = scorer.metadata["risk_levels"]
+    levels = assign_risk_levels(probabilities, scorer.metadata["risk_levels"])
     histogram = metrics.CHURN_PROBABILITY.labels(scorer.name, str(scorer.version))
     results = []
     for row, (customer, probability) in enumerate(zip(customers, probabilities.tolist(), strict=True)):
@@ -30,7 +26,7 @@ def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bo
             {
                 "customer_id": customer.get(scorer.id_field),
                 "churn_probability": round(probability, 6),
-                "risk_level": risk_level(probability, thresholds),
+                "risk_level": levels[row],
                 "top_factors": factors[row] if factors is not None else None,
             }
         )

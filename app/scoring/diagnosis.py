@@ -15,6 +15,17 @@ from model_registry.diagnosis import Diagnoser
 DIAGNOSIS_MODEL = "clm-diagnosis"
 
 
+def compare_findings(champion: dict[str, Any], challenger: dict[str, Any]) -> tuple[list[float], bool]:
+    """Shadow scoring's comparison for one listing: the effect probability difference, and whether the biggest
+    gap (the first advice a seller reads) changes."""
+    difference = abs(champion["effect_probability"] - challenger["effect_probability"])
+    return [difference], _first_lever(champion) != _first_lever(challenger)
+
+
+def _first_lever(result: dict[str, Any]) -> str | None:
+    return result["gaps"][0]["metric"] if result["gaps"] else None
+
+
 def diagnose_listings(scorer: Scorer, listings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One result per listing, in request order; bad fields are a 422 naming each path."""
     probabilities, _ = scorer.score(listings, "listings", explain=False)

@@ -15,9 +15,12 @@ from app.errors import NotFound
 from app.prediction_log import Prediction
 from app.scoring.loaded import LoadedModels
 from app.scoring.scorer import Scorer
+from app.scoring.shadow import compare_fields
 from model_registry.grades import assign_grades, percentile_scores
 
 LEADS_MODEL_PREFIX = "clm-leads-"
+# How shadow scoring compares the champion's and the challenger's result for one lead.
+LEADS_AGREEMENT = compare_fields("conversion_probability", "grade")
 log = logging.getLogger(__name__)
 
 

@@ -21,6 +21,22 @@ from model_registry.catalogue import ProductCatalogue, hide_fields
 PRODUCTS_MODEL = "clm-products"
 
 
+def compare_offers(champion: dict[str, Any], challenger: dict[str, Any]) -> tuple[list[float], bool]:
+    """Shadow scoring's comparison for one customer: the propensity differences of the products both versions
+    offer, and whether the first offer (the one an agent makes) changes."""
+    theirs = {offer["product"]: offer["propensity"] for offer in challenger["recommendations"]}
+    differences = [
+        abs(offer["propensity"] - theirs[offer["product"]])
+        for offer in champion["recommendations"]
+        if offer["product"] in theirs
+    ]
+    return differences, _first_offer(champion) != _first_offer(challenger)
+
+
+def _first_offer(result: dict[str, Any]) -> str | None:
+    return result["recommendations"][0]["product"] if result["recommendations"] else None
+
+
 def match_products(
     scorer: Scorer, customers: list[dict[str, Any]], top_n: int, explain: bool
 ) -> list[dict[str, Any]]:

@@ -36,6 +36,11 @@ class Scorer:
         self._blocks = (np.asarray(features, dtype=np.intp), np.asarray(offsets, dtype=np.intp))
 
     @property
+    def ref(self) -> dict[str, Any]:
+        """The exact registered version that scores, as every scoring response names it."""
+        return {"name": self.name, "version": self.version, "alias": self.alias}
+
+    @property
     def metadata(self) -> dict[str, Any]:
         return self.bundle.metadata
 
@@ -119,11 +124,28 @@ class Scorer:
                 raise ValueError(f"{self.name} v{self.version} scores its stored example differently")
 
 
+MAX_ID_LENGTH = 256
+
+
 def field_errors_for_ids(records: list[dict[str, Any]], id_field: str, path_prefix: str) -> list[FieldError]:
-    """IDs must be strings or integers when present: they are echoed back and used as keys."""
+    """IDs, when present, must be integers or printable-safe strings: they are echoed back and used as keys."""
     errors = []
     for row, record in enumerate(records):
-        value = record.get(id_field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-            errors.append(FieldError(f"{path_prefix}[{row}].{id_field}", "must be a string or an integer"))
+        problem = id_problem(record.get(id_field))
+        if problem:
+            errors.append(FieldError(f"{path_prefix}[{row}].{id_field}", problem))
     return errors
+
+
+def id_problem(value: Any) -> str | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if not isinstance(value, str):
+        return "must be a string or an integer"
+    if len(value) > MAX_ID_LENGTH:
+        return f"must be at most {MAX_ID_LENGTH} characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") cannot be sent back as JSON
+        return "must be valid Unicode text"
+    return None

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.repositories import customers as customer_repo
-from app.scoring.scorer import Scorer
+from app.scoring.scorer import Scorer, id_problem
 
 ID_FIELD = "customer_id"
 
@@ -57,5 +57,6 @@ def fill_from_store(
 
 
 def _usable_id(value: Any) -> bool:
-    # Other types are refused with a 422 naming the field when the records are encoded.
-    return isinstance(value, str | int) and not isinstance(value, bool)
+    # Anything else is refused with a 422 naming the field when the records are encoded: never sent to the
+    # database (a lone surrogate cannot even be encoded for it).
+    return value is not None and id_problem(value) is None

@@ -1,0 +1,56 @@
+"""Whatever a client sends, the answer is a clear 4xx in the error envelope, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.test_churn_api import CUSTOMER
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "path"),
+    [
+        ('{"customers": [{"tenure": 1e308}]}', "customers[0].tenure"),  # beyond float32
+        ('{"customers": [{"tenure": -4e38}]}', "customers[0].tenure"),
+        ('{"customers": [{"tenure": ' + "9" * 400 + "}]}", "customers[0].tenure"),  # beyond float64
+        ('{"customers": [{"tenure": NaN}]}', "customers[0].tenure"),
+        ('{"customers": [{"tenure": Infinity}]}', "customers[0].tenure"),
+        ('{"customers": [{"tenure": {"nested": [1]}}]}', "customers[0].tenure"),
+        ('{"customers": [{"customer_id": "\\ud800"}]}', "customers[0].customer_id"),  # lone surrogate
+        ('{"customers": [{"customer_id": "' + "x" * 300 + '"}]}', "customers[0].customer_id"),
+        ('{"customers": [{"customer_id": 1.5}]}', "customers[0].customer_id"),
+        ('{"customers": [', "body"),
+        ('{"customers": [{"contract": ["Two year"]}]}', "customers[0].contract"),
+    ],
+)
+def test_a_bad_value_is_a_422_naming_its_path(client: TestClient, raw_body: str, path: str) -> None:
+    response = client.post(
+        "/v1/churn/score", content=raw_body.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert path in [d["path"] for d in error["details"]]
+
+
+def test_a_body_that_is_not_utf8_is_a_422(client: TestClient) -> None:
+    response = client.post(
+        "/v1/churn/score", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "body"
+
+
+def test_true_and_false_count_as_one_and_zero(client: TestClient) -> None:
+    as_bool = client.post("/v1/churn/score", json={"customers": [{**CUSTOMER, "senior_citizen": True}]})
+    as_int = client.post("/v1/churn/score", json={"customers": [{**CUSTOMER, "senior_citizen": 1}]})
+    assert (
+        as_bool.json()["results"][0]["churn_probability"] == as_int.json()["results"][0]["churn_probability"]
+    )
+
+
+def test_an_error_reply_carries_the_callers_request_id(client: TestClient) -> None:
+    response = client.post(
+        "/v1/churn/score", json={"customers": [{"tenure": "x"}]}, headers={"X-Request-ID": "trace-me-123"}
+    )
+    assert response.headers["x-request-id"] == "trace-me-123"
