@@ -229,3 +229,27 @@ def test_offers_are_counted_by_product_in_the_metrics(client: TestClient, produc
         f'clm_product_offers_total{{model="clm-products",product="{best}",rank="1",version="{products_version}"}}'
         in text
     )
+
+
+def test_served_propensities_are_what_each_booster_gives_with_its_hidden_fields_missing(
+    client: TestClient, registry: ModelRegistry, products_version: int, data_dir: Path
+) -> None:
+    """Serving scores all boosters on one shared matrix; training hid each product's fields. Same scores."""
+
+    from model_registry.catalogue import ProductCatalogue, hide_fields
+
+    bundle = registry.load("clm-products", products_version)
+    catalogue = ProductCatalogue.from_metadata(bundle.metadata)
+    frame = read_frame(find_spec("products"), data_dir).rename(columns=api_name)
+    customers = [c for c in frame_records(frame) if c["internet_service"] != "No"][:40]
+    results = client.post("/v1/products/match", json={"customers": customers, "top_n": 7, "explain": False})
+    matrix, _ = bundle.contract.encode(customers)
+    checked = 0
+    for row, result in enumerate(results.json()["results"]):
+        for offer in result["recommendations"]:
+            product = next(p for p in catalogue.products if p.name == offer["product"])
+            hidden = hide_fields(matrix[[row]], bundle.contract, product.hidden_fields)
+            expected = float(bundle.boosters[product.name].inplace_predict(hidden)[0])
+            assert offer["propensity"] == pytest.approx(expected, abs=1e-6)
+            checked += 1
+    assert checked > 40

@@ -47,13 +47,16 @@ def match_products(
     matrix = scorer.encode(customers, "customers")
     offers: list[list[dict[str, Any]]] = [[] for _ in customers]
     candidates: dict[str, tuple[list[int], npt.NDArray[np.float32]]] = {}
+    # A booster never saw its hidden fields (always missing in training), so its scores do not depend on them
+    # (tests/test_products_training.py): all boosters can score the one unhidden matrix. Reasons below use the
+    # hidden matrix, so they never name a field the booster did not see.
+    propensities = scorer.probabilities_by_booster(matrix)
     for product in catalogue.products:
         rows = [row for row, customer in enumerate(customers) if product.may_offer(customer)]
         if not rows:
             continue
-        hidden = hide_fields(matrix[rows], contract, product.hidden_fields)
-        candidates[product.name] = (rows, hidden)
-        for row, propensity in zip(rows, scorer.probabilities(hidden, product.name).tolist(), strict=True):
+        candidates[product.name] = (rows, hide_fields(matrix[rows], contract, product.hidden_fields))
+        for row, propensity in zip(rows, propensities[product.name][rows].tolist(), strict=True):
             offers[row].append(
                 {"product": product.name, "propensity": round(propensity, 6), "top_factors": None}
             )

@@ -60,6 +60,15 @@ class Scorer:
     ) -> npt.NDArray[np.float64]:
         return np.asarray(self.bundle.boosters[booster].inplace_predict(matrix), dtype=np.float64)
 
+    def probabilities_by_booster(self, matrix: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float64]]:
+        """Every booster's probabilities for the same rows, from one DMatrix: for a handful of rows each
+        `inplace_predict` costs ~0.3 ms of fixed overhead, a shared DMatrix halves that over seven boosters."""
+        data = xgb.DMatrix(matrix, missing=np.nan, nthread=1)
+        return {
+            key: np.asarray(booster.predict(data, validate_features=False), dtype=np.float64)
+            for key, booster in self.bundle.boosters.items()
+        }
+
     def contributions(
         self, matrix: npt.NDArray[np.float32], booster: str = "model"
     ) -> npt.NDArray[np.float32]:
