@@ -98,13 +98,13 @@ def build_profile(
         memo.put(key, scores)
     churn = scores.churn
     log_predictions(churn_scorer, churn_predictions([churn]))
-    churn_ref = _ref(churn_scorer)
+    churn_ref = churn_scorer.ref
     if products_scorer is not None and scores.offers is not None:
         log_predictions(
             products_scorer,
             product_predictions([{"customer_id": customer_id, "recommendations": scores.offers}]),
         )
-        offers_refs = [_ref(products_scorer)]
+        offers_refs = [products_scorer.ref]
         offers = {
             "available": True,
             "message": None if scores.offers else "nothing left to offer",
@@ -181,6 +181,3 @@ def _score(churn_scorer: Scorer, products_scorer: Scorer | None, record: dict[st
     (matched,) = match_products(products_scorer, [record], TOP_OFFERS, explain=False)
     return ProfileScores(churn, matched["recommendations"])
 
-
-def _ref(scorer: Scorer) -> dict[str, Any]:
-    return {"name": scorer.name, "version": scorer.version, "alias": scorer.alias}
