@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_churn_api import CUSTOMER
+from tests.test_products_api import CUSTOMER as PRODUCTS_CUSTOMER
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,18 @@ def test_an_error_reply_carries_the_callers_request_id(client: TestClient) -> No
         "/v1/churn/score", json={"customers": [{"tenure": "x"}]}, headers={"X-Request-ID": "trace-me-123"}
     )
     assert response.headers["x-request-id"] == "trace-me-123"
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "path"),
+    [
+        ("/v1/churn/score", {"customers": [CUSTOMER], "explain": "yes"}, "explain"),
+        ("/v1/products/match", {"customers": [PRODUCTS_CUSTOMER], "top_n": True}, "top_n"),
+    ],
+)
+def test_a_switch_or_count_of_the_wrong_json_type_is_a_422_not_coerced(
+    client: TestClient, route: str, body: dict[str, object], path: str
+) -> None:
+    response = client.post(route, json=body)
+    assert response.status_code == 422, response.text
+    assert [d["path"] for d in response.json()["error"]["details"]] == [path]

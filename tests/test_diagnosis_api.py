@@ -68,6 +68,7 @@ def test_a_listing_gets_its_segment_probability_percentile_and_gaps(
     assert result["segment_fallback"] is None
     assert 0 < result["effect_probability"] < 1
     assert 0 <= result["percentile"] <= 100
+    assert result["gaps"]
     for gap in result["gaps"]:
         assert gap["estimated_uplift"] > 0
         assert gap["message"]
@@ -78,7 +79,8 @@ def test_gaps_come_biggest_uplift_first_and_name_only_levers(
 ) -> None:
     levers = {lever["field"] for lever in _served(diagnosis_client)["settings"]["diagnosis"]["levers"]}
     results = diagnose(diagnosis_client, holdout[0])
-    assert sum(len(r["gaps"]) for r in results) > 0
+    # At least one listing with several gaps, or the order below is never checked.
+    assert any(len(r["gaps"]) >= 2 for r in results)
     for result in results:
         uplifts = [g["estimated_uplift"] for g in result["gaps"]]
         assert uplifts == sorted(uplifts, reverse=True)
@@ -147,6 +149,7 @@ def test_a_listing_without_tags_or_price_is_compared_with_all_listings(diagnosis
     assert result["segment"] == "all listings"
     assert result["segment_fallback"] == "tags and price not given: compared with all listings"
     assert 0 < result["effect_probability"] < 1
+    assert result["gaps"]
     for gap in result["gaps"]:
         assert gap["value"] is None
         assert "not given" in gap["message"]

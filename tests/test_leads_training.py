@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from model_registry.contract import api_name
+from model_registry.grades import assign_grades
 from model_registry.registry import ModelRegistry
 from training.cli import app as clm
 from training.spec import find_spec
@@ -59,6 +62,18 @@ def test_each_left_out_column_is_written_down_with_why(
     logged = json.loads(_artifact_text(registry, run_id, "left_out_columns.json"))
     for column in LEAKY_COLUMNS[line]:
         assert logged[column] == spec_reasons[column]
+
+
+@pytest.mark.parametrize("line", ["inbound", "outbound"])
+def test_a_probability_on_a_cut_off_takes_that_grade_and_one_just_below_the_next(
+    registry: ModelRegistry, versions: dict[str, int], line: str
+) -> None:
+    grades = registry.load(f"clm-leads-{line}", versions[line]).metadata["grades"]
+    assert len(grades) == 4
+    for better, worse in pairwise(grades):
+        cutoff = better["min_probability"]
+        below = float(np.nextafter(cutoff, 0.0))
+        assert assign_grades([cutoff, below], grades).tolist() == [better["grade"], worse["grade"]]
 
 
 @pytest.mark.parametrize("line", ["inbound", "outbound"])

@@ -40,7 +40,9 @@ class ChurnRequest(BaseModel):
         examples=[[TELCO_EXAMPLE], [{"customer_id": "7590-VHVEG"}]],
     )
     explain: bool = Field(
-        default=True, description="Return top_factors; false for bulk calls that need scores only."
+        default=True,
+        strict=True,
+        description="Return top_factors; false for bulk calls that need scores only.",
     )
 
 

@@ -37,7 +37,9 @@ class LeadsRequest(BaseModel):
         examples=[[INBOUND_EXAMPLE]],
     )
     explain: bool = Field(
-        default=True, description="Return top_factors; false for bulk calls that need scores only."
+        default=True,
+        strict=True,
+        description="Return top_factors; false for bulk calls that need scores only.",
     )
 
 
@@ -45,6 +47,7 @@ class RankRequest(LeadsRequest):
     top_k: int | None = Field(
         default=None,
         ge=1,
+        strict=True,
         description="Return only the best top_k leads of the pool; all of them when absent.",
     )
 

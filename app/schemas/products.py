@@ -23,9 +23,13 @@ class ProductMatchRequest(BaseModel):
         ),
         examples=[[TELCO_EXAMPLE], [{"customer_id": "7590-VHVEG"}]],
     )
-    top_n: int = Field(default=3, ge=1, le=MAX_TOP_N, description="Most offers per customer, best first.")
+    top_n: int = Field(
+        default=3, ge=1, le=MAX_TOP_N, strict=True, description="Most offers per customer, best first."
+    )
     explain: bool = Field(
-        default=True, description="Return top_factors; false for bulk calls that need no reasons."
+        default=True,
+        strict=True,
+        description="Return top_factors; false for bulk calls that need no reasons.",
     )
 
 
