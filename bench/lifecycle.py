@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from app.schemas.churn import TELCO_EXAMPLE as CUSTOMER
 from model_registry.registry import ModelRegistry
 from training.binary import train_binary
 from training.lifecycle import GateSettings, promote, rollback
@@ -33,28 +34,6 @@ from training.spec import find_spec
 
 log = logging.getLogger("bench.lifecycle")
 KEY = "bench-key"
-CUSTOMER = {
-    "customer_id": "7590-VHVEG",
-    "gender": "Female",
-    "senior_citizen": 0,
-    "partner": "Yes",
-    "dependents": "No",
-    "tenure": 1,
-    "phone_service": "No",
-    "multiple_lines": "No phone service",
-    "internet_service": "DSL",
-    "online_security": "No",
-    "online_backup": "Yes",
-    "device_protection": "No",
-    "tech_support": "No",
-    "streaming_tv": "No",
-    "streaming_movies": "No",
-    "contract": "Month-to-month",
-    "paperless_billing": "Yes",
-    "payment_method": "Electronic check",
-    "monthly_charges": 29.85,
-    "total_charges": 29.85,
-}
 
 
 @dataclass(frozen=True)

@@ -10,33 +10,11 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 
 from app.main import create_app
+from app.schemas.churn import TELCO_EXAMPLE as CUSTOMER
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_ONLY_KEY, make_settings
 from training.data import load_dataset
 from training.spec import find_spec
-
-CUSTOMER = {
-    "customer_id": "7590-VHVEG",
-    "gender": "Female",
-    "senior_citizen": 0,
-    "partner": "Yes",
-    "dependents": "No",
-    "tenure": 1,
-    "phone_service": "No",
-    "multiple_lines": "No phone service",
-    "internet_service": "DSL",
-    "online_security": "No",
-    "online_backup": "Yes",
-    "device_protection": "No",
-    "tech_support": "No",
-    "streaming_tv": "No",
-    "streaming_movies": "No",
-    "contract": "Month-to-month",
-    "paperless_billing": "Yes",
-    "payment_method": "Electronic check",
-    "monthly_charges": 29.85,
-    "total_charges": 29.85,
-}
 
 
 def score(client: TestClient, customers: list[dict[str, object]], **extra: object) -> dict:

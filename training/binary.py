@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ from model_registry.grades import assign_grades, assign_risk_levels
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
 from training.data import build_contract, id_field, load_dataset
-from training.evaluation import binary_figures, calibration_chart, decile_table, lift_chart
-from training.publish import log_figures, log_tables, publish, training_run
+from training.evaluation import binary_figures, decile_table
+from training.publish import log_figures, log_holdout_plots, log_tables, publish, training_run
 from training.spec import GradeSpec, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -136,18 +135,7 @@ def train_binary(
         }
         log_figures(figures)
         log_tables(tables)
-        with tempfile.TemporaryDirectory() as tmp:
-            mlflow.log_artifact(
-                str(lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")), "plots"
-            )
-            mlflow.log_artifact(
-                str(
-                    calibration_chart(
-                        y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration"
-                    )
-                ),
-                "plots",
-            )
+        log_holdout_plots(y[hold], p_hold, spec.key)
         bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
         example = pd.DataFrame(matrix[hold][:5], columns=contract.column_names)
         ref = publish(

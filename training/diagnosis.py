@@ -8,7 +8,6 @@ already top performers should be told of fewer gaps than the rest.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from model_registry.diagnosis import Diagnoser, Finding, Lever, SegmentRule
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
 from training.data import Dataset, build_contract, frame_records, id_field, load_dataset, read_frame
-from training.evaluation import binary_figures, calibration_chart, decile_table, lift_chart
-from training.publish import log_figures, log_tables, publish, training_run
+from training.evaluation import binary_figures, decile_table
+from training.publish import log_figures, log_holdout_plots, log_tables, publish, training_run
 from training.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -104,13 +103,7 @@ def train_diagnosis(
                 "holdout_gaps_by_lever": _gaps_by_lever(findings),
             }
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            lift = lift_chart(y[hold], p_hold, Path(tmp) / "lift.png", f"{spec.key}: lift")
-            calibration = calibration_chart(
-                y[hold], p_hold, Path(tmp) / "calibration.png", f"{spec.key}: calibration"
-            )
-            mlflow.log_artifact(str(lift), "plots")
-            mlflow.log_artifact(str(calibration), "plots")
+        log_holdout_plots(y[hold], p_hold, spec.key)
         metadata: dict[str, Any] = {
             "use_case": spec.use_case,
             "line": spec.line,

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from model_registry.bundle import ModelBundle
 from model_registry.history import FIRST_VERSION, move_champion
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionRef
+from training.evaluation import calibration_chart, lift_chart
 from training.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,14 @@ def log_tables(tables: dict[str, pd.DataFrame]) -> None:
             path = Path(tmp) / f"{name}.csv"
             table.to_csv(path)
             mlflow.log_artifact(str(path), "tables")
+
+
+def log_holdout_plots(y: npt.ArrayLike, p: npt.NDArray[np.floating], key: str) -> None:
+    """The lift chart and calibration curve of a binary model's holdout scores, under plots/."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_artifact(str(lift_chart(y, p, Path(tmp) / "lift.png", f"{key}: lift")), "plots")
+        calibration = calibration_chart(y, p, Path(tmp) / "calibration.png", f"{key}: calibration")
+        mlflow.log_artifact(str(calibration), "plots")
 
 
 def publish(
