@@ -180,4 +180,3 @@ def _score(churn_scorer: Scorer, products_scorer: Scorer | None, record: dict[st
     # the rest of the profile; POST /v1/products/match gives them.
     (matched,) = match_products(products_scorer, [record], TOP_OFFERS, explain=False)
     return ProfileScores(churn, matched["recommendations"])
-
