@@ -32,8 +32,8 @@ def score(
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """Score 1–1,000 leads with the line's champion model; results come in request order."""
-    scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
+    scorer = line_scorer(models, body.line)
     results = score_leads(scorer, body.leads, body.explain)
     log_predictions(scorer, lead_predictions(scorer, results))
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
@@ -57,8 +57,8 @@ def rank(
     log_predictions: PredictionLogDep,
 ) -> dict[str, Any]:
     """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
-    scorer = line_scorer(models, body.line)
     check_batch_size(body.leads, settings.max_batch, "leads")
+    scorer = line_scorer(models, body.line)
     results = rank_leads(scorer, body.leads, body.explain, body.top_k)
     log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
     return {"model": scorer.ref, "request_id": request_id, "results": results}
