@@ -10,33 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.schemas.diagnosis import LISTING_EXAMPLE
 from model_registry.contract import api_name
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, make_settings
 from training.data import frame_records, is_holdout, read_frame
 from training.spec import find_spec
 
-LISTING = {
-    "product_id": "58940d436a0d3d5da4e95a38",
-    "price": 8.0,
-    "retail_price": 22,
-    "uses_ad_boosts": 1,
-    "badge_local_product": 0,
-    "badge_product_quality": 0,
-    "badge_fast_shipping": 0,
-    "tags": "Mini,womens dresses,Summer,Patchwork,fashion dress,Dress,Mini dress,Women's Fashion,"
-    "Women S Clothing,backless,party,summer dresses,sleeveless,,Casual",
-    "product_variation_inventory": 50,
-    "shipping_option_price": 2,
-    "shipping_is_express": 0,
-    "countries_shipped_to": 41,
-    "inventory_total": 50,
-    "has_urgency_banner": 1,
-    "origin_country": "CN",
-    "merchant_rating_count": 17752,
-    "merchant_rating": 3.8996732762505633,
-    "merchant_has_profile_picture": 0,
-}
+LISTING = LISTING_EXAMPLE  # a real listing of the file
 OUTCOMES = ["units_sold", "rating", "rating_count", "rating_five_count", "rating_four_count"]
 
 

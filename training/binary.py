@@ -12,11 +12,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from model_registry.bundle import ModelBundle
-from model_registry.contract import FeatureContract
 from model_registry.grades import assign_grades, assign_risk_levels
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
-from training.data import build_contract, id_field, load_dataset
+from training.data import build_contract, encode_training_records, id_field, load_dataset
 from training.evaluation import binary_figures, decile_table
 from training.publish import log_figures, log_holdout_plots, log_tables, publish, training_run
 from training.spec import GradeSpec, ModelSpec
@@ -89,7 +88,7 @@ def train_binary(
 ) -> tuple[VersionRef, dict[str, float]]:
     dataset = load_dataset(spec, data_dir)
     contract = build_contract(dataset, id_field(spec), spec.training.min_category_count)
-    matrix = _encode_all(contract, dataset.records())
+    matrix = encode_training_records(contract, dataset.records())
     y = dataset.target
     train, val, hold = dataset.train, dataset.validation, dataset.holdout
 
@@ -148,13 +147,6 @@ def train_binary(
         )
     log.info("%s version %d: holdout ROC AUC %.4f", spec.registered_model, ref.version, figures["roc_auc"])
     return ref, figures
-
-
-def _encode_all(contract: FeatureContract, records: list[dict[str, Any]]) -> npt.NDArray[np.float32]:
-    matrix, errors = contract.encode(records)
-    if errors:
-        raise ValueError(f"training data does not fit its own contract: {errors[:3]}")
-    return matrix
 
 
 def _rate_by(labels: npt.NDArray[np.str_], y: npt.ArrayLike, name: str) -> pd.DataFrame:

@@ -167,3 +167,13 @@ def build_contract(dataset: Dataset, id_name: str, min_category_count: int) -> F
             features.append(Feature(name=column, kind="numeric", description=descriptions.get(column, "")))
     derived = tuple(d for d in dataset.derived if d.field in fitting.columns)
     return FeatureContract(id_field=id_name, features=features, derived=derived)
+
+
+def encode_training_records(
+    contract: FeatureContract, records: list[dict[str, Any]]
+) -> npt.NDArray[np.float32]:
+    """The training rows through the same encoder serving uses; a row that does not fit is a bug, not data."""
+    matrix, errors = contract.encode(records)
+    if errors:
+        raise ValueError(f"training data does not fit its own contract: {errors[:3]}")
+    return matrix

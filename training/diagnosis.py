@@ -23,7 +23,15 @@ from model_registry.contract import FeatureContract, api_name
 from model_registry.diagnosis import Diagnoser, Finding, Lever, SegmentRule
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
-from training.data import Dataset, build_contract, frame_records, id_field, load_dataset, read_frame
+from training.data import (
+    Dataset,
+    build_contract,
+    encode_training_records,
+    frame_records,
+    id_field,
+    load_dataset,
+    read_frame,
+)
 from training.evaluation import binary_figures, decile_table
 from training.publish import log_figures, log_holdout_plots, log_tables, publish, training_run
 from training.spec import ModelSpec
@@ -65,9 +73,7 @@ def train_diagnosis(
     listings = _listings_as_sent(raw, contract, settings.segments)
     if [listing[contract.id_field] for listing in listings] != dataset.ids.tolist():
         raise ValueError("the listings and the data set disagree on row order")
-    matrix, errors = contract.encode(listings)
-    if errors:
-        raise ValueError(f"training data does not fit its own contract: {errors[:3]}")
+    matrix = encode_training_records(contract, listings)
     y = dataset.target
     train, val, hold = dataset.train, dataset.validation, dataset.holdout
 

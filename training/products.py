@@ -23,7 +23,7 @@ from model_registry.catalogue import Product, ProductCatalogue, hide_fields
 from model_registry.contract import FeatureContract
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
-from training.data import Dataset, build_contract, id_field, load_dataset
+from training.data import Dataset, build_contract, encode_training_records, id_field, load_dataset
 from training.evaluation import binary_figures, decile_table
 from training.publish import log_figures, log_tables, publish, training_run
 from training.ranking import hidden_cases, ranking_figures
@@ -43,9 +43,7 @@ def train_products(
     contract = build_contract(dataset, id_field(spec), spec.training.min_category_count)
     _check_catalogue(catalogue, contract)
     records = dataset.records()
-    matrix, errors = contract.encode(records)
-    if errors:
-        raise ValueError(f"training data does not fit its own contract: {errors[:3]}")
+    matrix = encode_training_records(contract, records)
 
     with training_run(registry, spec):
         mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
