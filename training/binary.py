@@ -92,9 +92,7 @@ def train_binary(
     y = dataset.target
     train, val, hold = dataset.train, dataset.validation, dataset.holdout
 
-    with training_run(registry, spec):
-        mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
-        mlflow.log_dict(dataset.dropped, "left_out_columns.json")
+    with training_run(registry, spec, dataset.dropped):
         booster = fit_booster(matrix[train], y[train], matrix[val], y[val], spec.training, spec.key)
         mlflow.log_param("best_rounds", booster.num_boosted_rounds())
         p_val = np.asarray(booster.inplace_predict(matrix[val]), dtype=np.float64)

@@ -45,9 +45,7 @@ def train_products(
     records = dataset.records()
     matrix = encode_training_records(contract, records)
 
-    with training_run(registry, spec):
-        mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
-        mlflow.log_dict(dataset.dropped, "left_out_columns.json")
+    with training_run(registry, spec, dataset.dropped):
         mlflow.log_dict({"products": catalogue.to_metadata()}, "catalogue.json")
         boosters: dict[str, xgb.Booster] = {}
         summary: dict[str, dict[str, float]] = {}

@@ -25,13 +25,20 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def training_run(registry: ModelRegistry, spec: ModelSpec) -> Iterator[mlflow.ActiveRun]:
+def training_run(
+    registry: ModelRegistry, spec: ModelSpec, left_out: dict[str, str] | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one training of a spec, with the spec, its XGBoost settings and the left-out columns
+    (and why each is left out) logged up front, the same for every model kind."""
     mlflow.set_tracking_uri(registry.tracking_uri)
     mlflow.set_registry_uri(registry.tracking_uri)
     experiment_id = registry.experiment_id(spec.registered_model)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {spec.key}") as run:
         mlflow.set_tags({"clm.use_case": spec.use_case, "clm.line": spec.line or "", "clm.kind": spec.kind})
         mlflow.log_dict(spec.model_dump(mode="json"), "spec.json")
+        mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
+        if left_out is not None:
+            mlflow.log_dict(left_out, "left_out_columns.json")
         yield run
 
 
