@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.database_url)
         await run_in_threadpool(database.upgrade)
         prediction_log = PredictionLog(
-            database.sessions,
+            database.engine,
             capacity=settings.prediction_log_capacity,
             batch_size=settings.prediction_log_batch,
             interval=settings.prediction_log_interval,

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import make_url, select
 from app.db import Database
 from app.main import create_app
 from app.models import PredictionRow
-from app.prediction_log import Prediction
+from app.prediction_log import Prediction, PredictionLog
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, make_settings
 from tests.tcp_proxy import TcpProxy
@@ -100,6 +101,45 @@ def test_every_score_served_is_one_row_with_route_model_version_and_request_id(
             request_id,
         )
         assert row.served_at.tzinfo is not None
+
+
+def test_rows_written_by_the_log_read_back_through_the_orm_exactly_as_served(database_url: str) -> None:
+    # The writer hands plain tuples to the driver: ids, times and nulls must come back as the ORM stores them,
+    # and a time comparison in SQL must see them (SQLite compares the stored text).
+    database = Database(database_url)
+    database.upgrade()
+    log = PredictionLog(database.engine, capacity=100, batch_size=100, interval=3600)
+    log.start()
+    before = datetime.now(UTC)
+    log.submit(
+        "/v1/products/match",
+        "clm-products",
+        3,
+        "req-1",
+        [Prediction("a", 0.25, "low"), Prediction(7, 0.5, None, "tv")],
+    )
+    log.submit("/v1/products/match", "clm-products", 3, "req-2", [Prediction(None, 1.0)])
+    log.close(timeout=10)
+    after = datetime.now(UTC)
+    try:
+        with database.session() as session:
+            rows = list(
+                session.scalars(
+                    select(PredictionRow)
+                    .where(PredictionRow.served_at >= before, PredictionRow.served_at <= after)
+                    .order_by(PredictionRow.id)
+                )
+            )
+    finally:
+        database.dispose()
+    assert [(r.record_id, r.item, r.score, r.label, r.request_id) for r in rows] == [
+        ("a", "", 0.25, "low", "req-1"),
+        ("7", "tv", 0.5, None, "req-1"),
+        (None, "", 1.0, None, "req-2"),
+    ]
+    assert all((r.route, r.model, r.version) == ("/v1/products/match", "clm-products", 3) for r in rows)
+    assert all(before <= r.served_at <= after and r.served_at.tzinfo is not None for r in rows)
+    assert len({r.id for r in rows}) == 3
 
 
 def test_the_log_is_written_at_shutdown(
