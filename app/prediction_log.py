@@ -16,10 +16,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -58,7 +58,10 @@ class RowIds:
         self._prefix = int.from_bytes(os.urandom(8), "big") << 64
         self._counter = itertools.count()
 
-    def next(self) -> uuid.UUID:
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        return self
+
+    def __next__(self) -> uuid.UUID:
         return uuid.UUID(int=self._prefix | next(self._counter))
 
 
@@ -66,10 +69,11 @@ class PredictionLog:
     def __init__(self, engine: Engine, *, capacity: int, batch_size: int, interval: float) -> None:
         self._engine = engine
         self._ids = RowIds()
+        self._rows = predictions.DriverRows(engine.dialect)
         self.capacity = capacity
         self.batch_size = batch_size
         self.interval = interval
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._buffer: deque[predictions.LogRow] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -91,23 +95,23 @@ class PredictionLog:
         self, route: str, model: str, version: int, request_id: str, scores: Iterable[Prediction]
     ) -> None:
         """Queue scores for writing; never blocks on the database."""
-        served_at = datetime.now(UTC)
-        next_id = self._ids.next
-        rows = [
-            {
-                "id": next_id(),
-                "served_at": served_at,
-                "route": route[:128],
-                "model": model[:128],
-                "version": version,
-                "record_id": None if p.record_id is None else str(p.record_id)[:128],
-                "item": p.item[:64],
-                "score": p.score,
-                "label": None if p.label is None else p.label[:32],
-                "request_id": request_id[:128],
-            }
-            for p in scores
-        ]
+        rows = self._rows.build(
+            self._ids,
+            datetime.now(UTC),
+            route[:128],
+            model[:128],
+            version,
+            request_id[:128],
+            (
+                (
+                    None if p.record_id is None else str(p.record_id)[:128],
+                    p.item[:64],
+                    p.score,
+                    None if p.label is None else p.label[:32],
+                )
+                for p in scores
+            ),
+        )
         with self._lock:
             room = self.capacity - len(self._buffer)
             kept = rows if len(rows) <= room else rows[: max(room, 0)]
@@ -180,7 +184,7 @@ class PredictionLog:
                     "prediction log: the database is back; writing the %d rows that waited", size + len(batch)
                 )
 
-    def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+    def _write_batch(self, batch: list[predictions.LogRow]) -> None:
         try:
             self._write(batch)
         except UNREACHABLE:
@@ -195,11 +199,11 @@ class PredictionLog:
                     raise
                 except Exception:
                     metrics.PREDICTION_LOG_DROPPED.labels("refused").inc()
-                    log.exception("prediction log: the database refused a row of %s", row["model"])
+                    log.exception("prediction log: the database refused a row: %r", row)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[predictions.LogRow]) -> None:
         with self._engine.begin() as connection:
-            predictions.append(connection, rows)
+            predictions.append(connection, self._rows.statement, rows)
         metrics.PREDICTION_LOG_WRITTEN.inc(len(rows))
 
     def _note_failure(self, exc: Exception) -> None:

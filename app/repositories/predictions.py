@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, and_, func, literal, select
@@ -12,47 +14,70 @@ from sqlalchemy.orm import Session
 from app.models import Outcome, PredictionRow
 
 _TABLE = PredictionRow.__table__
-COLUMNS = tuple(column.name for column in _TABLE.columns)
+# The order of a row's values: DriverRows.build makes them in this order and the statement names them so.
+COLUMNS = (
+    "id",
+    "served_at",
+    "route",
+    "model",
+    "version",
+    "record_id",
+    "item",
+    "score",
+    "label",
+    "request_id",
+)
+LogRow = tuple[Any, ...]
 
 
-def append(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows; a row already there (same id, written by an attempt whose commit was lost) is skipped.
+class DriverRows:
+    """Prediction-log rows in the database driver's own form, and the statement that appends them.
 
-    Sent to the driver as one executemany of plain tuples, converted by SQLAlchemy's own bind processors (so
-    values are stored exactly as the ORM stores and reads them): the log is written in bulk all day long, and
-    going through an ORM or Core insert spent ~20 us of Python per row on parameter handling, three times the
-    database's own work (SQLite, 1,000-row batches).
+    The log is written in bulk all day long: an ORM or Core insert spent ~20 us of Python per row on parameter
+    handling, three times the database's own work (SQLite, 1,000-row batches). Rows are built here as plain
+    tuples, the values converted by SQLAlchemy's own bind processors for the backend (so they are stored
+    exactly as the ORM stores and reads them), and sent as one executemany. Values the same for a whole
+    request (time, route, model) are converted once.
     """
-    if rows:
-        statement, encode = _driver_insert(connection.dialect)
-        connection.exec_driver_sql(statement, [encode(row) for row in rows])
 
-
-def _driver_insert(dialect: Dialect) -> tuple[str, Any]:
-    cached = _DRIVER_INSERTS.get(dialect.name)
-    if cached is None:
+    def __init__(self, dialect: Dialect) -> None:
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        statement = (
+        self.statement = (
             f"INSERT INTO {PredictionRow.__tablename__} ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join([marker] * len(COLUMNS))}) ON CONFLICT DO NOTHING"
         )
-        cached = _DRIVER_INSERTS[dialect.name] = (statement, _row_encoder(dialect))
-    return cached
+        self._processors = {
+            name: _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in COLUMNS
+        }
+
+    def _bind(self, name: str, value: Any) -> Any:
+        process = self._processors[name]
+        return value if process is None or value is None else process(value)
+
+    def build(
+        self,
+        ids: Iterable[uuid.UUID],
+        served_at: datetime,
+        route: str,
+        model: str,
+        version: int,
+        request_id: str,
+        scores: Iterable[tuple[str | None, str, float, str | None]],
+    ) -> list[LogRow]:
+        """One row per (record id, item, score, label), in COLUMNS order."""
+        bind_id = self._bind
+        constants = (self._bind("served_at", served_at), route, model, version)
+        return [
+            (bind_id("id", row_id), *constants, record_id, item, score, label, request_id)
+            # `ids` never ends: the scores decide how many rows there are.
+            for (record_id, item, score, label), row_id in zip(scores, ids, strict=False)
+        ]
 
 
-_DRIVER_INSERTS: dict[str, tuple[str, Any]] = {}
-
-
-def _row_encoder(dialect: Dialect) -> Any:
-    processors = [_TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in COLUMNS]
-
-    def encode(row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            row[name] if process is None or row[name] is None else process(row[name])
-            for name, process in zip(COLUMNS, processors, strict=True)
-        )
-
-    return encode
+def append(connection: Connection, statement: str, rows: Sequence[LogRow]) -> None:
+    """Insert rows; a row already there (same id, written by an attempt whose commit was lost) is skipped."""
+    if rows:
+        connection.exec_driver_sql(statement, list(rows))
 
 
 def count(session: Session, model: str | None = None) -> int:
