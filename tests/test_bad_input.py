@@ -18,7 +18,7 @@ from tests.test_products_api import CUSTOMER as PRODUCTS_CUSTOMER
         ('{"customers": [{"tenure": NaN}]}', "customers[0].tenure"),
         ('{"customers": [{"tenure": Infinity}]}', "customers[0].tenure"),
         ('{"customers": [{"tenure": {"nested": [1]}}]}', "customers[0].tenure"),
-        ('{"customers": [{"customer_id": "\\ud800"}]}', "customers[0].customer_id"),  # lone surrogate
+        ('{"customers": [{"customer_id": "\\ud800"}]}', "body"),  # a lone surrogate is not valid JSON text
         ('{"customers": [{"customer_id": "' + "x" * 300 + '"}]}', "customers[0].customer_id"),
         ('{"customers": [{"customer_id": 1.5}]}', "customers[0].customer_id"),
         ('{"customers": [', "body"),
@@ -32,6 +32,18 @@ def test_a_bad_value_is_a_422_naming_its_path(client: TestClient, raw_body: str,
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert path in [d["path"] for d in error["details"]]
+
+
+def test_invalid_json_is_a_422_naming_the_byte_where_it_breaks(client: TestClient) -> None:
+    response = client.post(
+        "/v1/churn/score",
+        content=b'{"customers":\n [{"tenure": 1,}]}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert detail["path"] == "body"
+    assert detail["message"].startswith("invalid JSON at byte 29:"), detail
 
 
 def test_a_body_that_is_not_utf8_is_a_422(client: TestClient) -> None:

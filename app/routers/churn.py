@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
+from app.json_io import JsonRoute, scoring_response
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, churn_predictions, score_customers
 from app.scoring.store import fill_from_store
 
-router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope])
+router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope], route_class=JsonRoute)
 
 
 @router.post(
@@ -32,15 +32,14 @@ def score_churn(
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
-) -> dict[str, Any]:
+) -> Response:
     """Score 1–1,000 customers (whole records, or stored customers by `customer_id`); results in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
     customers = fill_from_store(session, body.customers, scorer, "customers")
     results = score_customers(scorer, customers, body.explain)
     log_predictions(scorer, churn_predictions(results))
-    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(score_customers, customers=customers, explain=False)
     shadow.after_response(background, scorer, results, rescore, CHURN_AGREEMENT)
-    return response
+    return scoring_response(response)

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep, SessionDep
 from app.errors import error_response_doc
+from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
 from app.scoring.profile import build_profile
 
@@ -27,7 +28,7 @@ def customer_profile(
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
     memo: ProfileMemoDep,
-) -> ProfileResponse:
+) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
     profile = build_profile(session, models, memo, customer_id, log_predictions)
-    return ProfileResponse.model_validate({**profile, "request_id": request_id})
+    return scoring_response({**profile, "request_id": request_id})

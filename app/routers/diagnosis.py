@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
+from app.json_io import JsonRoute, scoring_response
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings, diagnosis_predictions
 
-router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope])
+router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope], route_class=JsonRoute)
 
 
 @router.post(
@@ -30,15 +30,14 @@ def diagnose(
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
-) -> dict[str, Any]:
+) -> Response:
     """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
     results = diagnose_listings(scorer, body.listings)
     log_predictions(scorer, diagnosis_predictions(results))
-    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     shadow.after_response(
         background, scorer, results, partial(diagnose_listings, listings=body.listings), compare_findings
     )
-    return response
+    return scoring_response(response)

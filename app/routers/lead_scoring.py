@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
+from app.json_io import JsonRoute, scoring_response
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.leads import LEADS_AGREEMENT, lead_predictions, line_scorer, rank_leads, score_leads
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope])
+router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope], route_class=JsonRoute)
 
 
 @router.post(
@@ -30,7 +30,7 @@ def score(
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
-) -> dict[str, Any]:
+) -> Response:
     """Score 1–1,000 leads with the line's champion model; results come in request order."""
     check_batch_size(body.leads, settings.max_batch, "leads")
     scorer = line_scorer(models, body.line)
@@ -39,7 +39,7 @@ def score(
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(score_leads, leads=body.leads, explain=False)
     shadow.after_response(background, scorer, results, rescore, LEADS_AGREEMENT)
-    return response
+    return scoring_response(response)
 
 
 @router.post(
@@ -55,10 +55,10 @@ def rank(
     settings: SettingsDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
-) -> dict[str, Any]:
+) -> Response:
     """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
     check_batch_size(body.leads, settings.max_batch, "leads")
     scorer = line_scorer(models, body.line)
     results = rank_leads(scorer, body.leads, body.explain, body.top_k)
     log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
-    return {"model": scorer.ref, "request_id": request_id, "results": results}
+    return scoring_response({"model": scorer.ref, "request_id": request_id, "results": results})

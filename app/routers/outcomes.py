@@ -5,11 +5,12 @@ from fastapi import APIRouter
 from app.auth import ScoreScope
 from app.dependencies import RequestIdDep, SessionDep, SettingsDep
 from app.errors import error_response_doc
+from app.json_io import JsonRoute
 from app.schemas.outcomes import OutcomesRequest, OutcomesResponse, PerformanceResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.outcomes import performance, record_outcomes
 
-router = APIRouter(tags=["outcomes"], dependencies=[ScoreScope])
+router = APIRouter(tags=["outcomes"], dependencies=[ScoreScope], route_class=JsonRoute)
 
 
 @router.post(

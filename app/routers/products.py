@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
+from app.json_io import JsonRoute, scoring_response
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.products import PRODUCTS_MODEL, compare_offers, match_products, product_predictions
 from app.scoring.store import fill_from_store
 
-router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope])
+router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope], route_class=JsonRoute)
 
 
 @router.post(
@@ -34,15 +34,14 @@ def match(
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
-) -> dict[str, Any]:
+) -> Response:
     """Rank the products each customer lacks and may buy (whole records or stored ids); in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(PRODUCTS_MODEL)
     customers = fill_from_store(session, body.customers, scorer, "customers")
     results = match_products(scorer, customers, body.top_n, body.explain)
     log_predictions(scorer, product_predictions(results))
-    # A plain dict: FastAPI validates it once against response_model (validating here too costs twice).
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(match_products, customers=customers, top_n=body.top_n, explain=False)
     shadow.after_response(background, scorer, results, rescore, compare_offers)
-    return response
+    return scoring_response(response)

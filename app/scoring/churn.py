@@ -19,12 +19,13 @@ def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bo
     probabilities, factors = scorer.score(customers, "customers", explain)
     levels = assign_risk_levels(probabilities, scorer.metadata["risk_levels"])
     histogram = metrics.CHURN_PROBABILITY.labels(scorer.name, str(scorer.version))
+    id_field = scorer.id_field
     results = []
     for row, (customer, probability) in enumerate(zip(customers, probabilities.tolist(), strict=True)):
         histogram.observe(probability)
         results.append(
             {
-                "customer_id": customer.get(scorer.id_field),
+                "customer_id": customer.get(id_field),
                 "churn_probability": round(probability, 6),
                 "risk_level": levels[row],
                 "top_factors": factors[row] if factors is not None else None,
