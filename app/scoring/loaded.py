@@ -197,18 +197,18 @@ class LoadedModels:
     def _load(self, name: str, alias: str, version: int, current: Scorer | None) -> Scorer:
         try:
             bundle = self.registry.load(name, version, nthread=self.threads)
+            scorer = Scorer(
+                name=name,
+                version=version,
+                alias=alias,
+                loaded_at=datetime.now(UTC),
+                bundle=bundle,
+                exact_contributions=self.exact_contributions,
+            )
         except RegistryUnavailable:
             raise  # not the version's fault: the next poll tries again
         except Exception as exc:
             self._refuse(name, alias, version, current, f"does not load: {exc}")
-        scorer = Scorer(
-            name=name,
-            version=version,
-            alias=alias,
-            loaded_at=datetime.now(UTC),
-            bundle=bundle,
-            exact_contributions=self.exact_contributions,
-        )
         try:
             scorer.check()
         except Exception as exc:
