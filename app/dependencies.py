@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app.db import Database
 from app.observability import request_id_var
 from app.prediction_log import RequestPredictions
 from app.scoring.loaded import LoadedModels
@@ -51,6 +52,10 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
+async def _database(request: Request) -> Database:
+    return request.state.database  # type: ignore[no-any-return]
+
+
 async def _prediction_log(request: Request) -> RequestPredictions:
     # async: it only reads the request, so it runs in the event loop instead of taking a threadpool hop.
     return RequestPredictions(request.state.prediction_log, request.scope["route"].path, request_id_var.get())
@@ -61,5 +66,7 @@ async def _profile_memo(request: Request) -> ScoreMemo:
 
 
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
+# For async routes, which read the database in the thread pool themselves (app/concurrency.py).
+DatabaseDep = Annotated[Database, Depends(_database)]
 PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]
 ProfileMemoDep = Annotated[ScoreMemo, Depends(_profile_memo)]

@@ -5,7 +5,8 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
+from app.concurrency import run_scoring
+from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute, scoring_response
 from app.schemas.churn import ChurnRequest, ChurnResponse
@@ -23,12 +24,12 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope]
     operation_id="score_churn",
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
-def score_churn(
+async def score_churn(
     body: ChurnRequest,
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    session: SessionDep,
+    database: DatabaseDep,
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
@@ -36,8 +37,8 @@ def score_churn(
     """Score 1–1,000 customers (whole records, or stored customers by `customer_id`); results in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(CHURN_MODEL)
-    customers = fill_from_store(session, body.customers, scorer, "customers")
-    results = score_customers(scorer, customers, body.explain)
+    customers = await fill_from_store(database, body.customers, scorer, "customers")
+    results = await run_scoring(len(customers), partial(score_customers, scorer, customers, body.explain))
     log_predictions(scorer, churn_predictions(results))
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(score_customers, customers=customers, explain=False)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep, SessionDep
+from app.concurrency import run_database
+from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep
 from app.errors import error_response_doc
 from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
-from app.scoring.profile import build_profile
+from app.scoring.profile import build_profile, read_stored
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[ScoreScope])
 
@@ -21,14 +23,16 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     operation_id="customer_profile",
     responses=error_response_doc(401, 403, 404, 503),
 )
-def customer_profile(
+async def customer_profile(
     customer_id: Annotated[str, Path(max_length=64)],
     models: ModelsDep,
-    session: SessionDep,
+    database: DatabaseDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
     memo: ProfileMemoDep,
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
-    profile = build_profile(session, models, memo, customer_id, log_predictions)
+    stored = await run_database(partial(read_stored, database, customer_id))
+    # One customer: scored on the event loop (app/concurrency.py).
+    profile = build_profile(stored, models, memo, log_predictions)
     return scoring_response({**profile, "request_id": request_id})

@@ -5,6 +5,7 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
+from app.concurrency import run_scoring
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute, scoring_response
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope], 
     operation_id="diagnose_listings",
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
-def diagnose(
+async def diagnose(
     body: DiagnosisRequest,
     models: ModelsDep,
     settings: SettingsDep,
@@ -34,7 +35,7 @@ def diagnose(
     """Diagnose 1–1,000 listings with the champion effect model; results in request order, gaps biggest first."""
     check_batch_size(body.listings, settings.max_batch, "listings")
     scorer = models.get(DIAGNOSIS_MODEL)
-    results = diagnose_listings(scorer, body.listings)
+    results = await run_scoring(len(body.listings), partial(diagnose_listings, scorer, body.listings))
     log_predictions(scorer, diagnosis_predictions(results))
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     shadow.after_response(

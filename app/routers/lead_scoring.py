@@ -5,6 +5,7 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
+from app.concurrency import run_scoring
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute, scoring_response
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope]
     operation_id="score_leads",
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
-def score(
+async def score(
     body: LeadsRequest,
     models: ModelsDep,
     settings: SettingsDep,
@@ -34,7 +35,7 @@ def score(
     """Score 1–1,000 leads with the line's champion model; results come in request order."""
     check_batch_size(body.leads, settings.max_batch, "leads")
     scorer = line_scorer(models, body.line)
-    results = score_leads(scorer, body.leads, body.explain)
+    results = await run_scoring(len(body.leads), partial(score_leads, scorer, body.leads, body.explain))
     log_predictions(scorer, lead_predictions(scorer, results))
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(score_leads, leads=body.leads, explain=False)
@@ -49,7 +50,7 @@ def score(
     operation_id="rank_leads",
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
-def rank(
+async def rank(
     body: RankRequest,
     models: ModelsDep,
     settings: SettingsDep,
@@ -59,6 +60,8 @@ def rank(
     """Rank 1–1,000 leads by conversion probability (ties in request order) and return the best top_k."""
     check_batch_size(body.leads, settings.max_batch, "leads")
     scorer = line_scorer(models, body.line)
-    results = rank_leads(scorer, body.leads, body.explain, body.top_k)
+    results = await run_scoring(
+        len(body.leads), partial(rank_leads, scorer, body.leads, body.explain, body.top_k)
+    )
     log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
     return scoring_response({"model": scorer.ref, "request_id": request_id, "results": results})

@@ -7,7 +7,8 @@ from functools import partial
 from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
-from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SessionDep, SettingsDep, ShadowDep
+from app.concurrency import run_scoring
+from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute, scoring_response
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
@@ -25,12 +26,12 @@ router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Score
     operation_id="match_products",
     responses=error_response_doc(401, 403, 404, 413, 422, 503),
 )
-def match(
+async def match(
     body: ProductMatchRequest,
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    session: SessionDep,
+    database: DatabaseDep,
     log_predictions: PredictionLogDep,
     shadow: ShadowDep,
     background: BackgroundTasks,
@@ -38,8 +39,10 @@ def match(
     """Rank the products each customer lacks and may buy (whole records or stored ids); in request order."""
     check_batch_size(body.customers, settings.max_batch, "customers")
     scorer = models.get(PRODUCTS_MODEL)
-    customers = fill_from_store(session, body.customers, scorer, "customers")
-    results = match_products(scorer, customers, body.top_n, body.explain)
+    customers = await fill_from_store(database, body.customers, scorer, "customers")
+    results = await run_scoring(
+        len(customers), partial(match_products, scorer, customers, body.top_n, body.explain)
+    )
     log_predictions(scorer, product_predictions(results))
     response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(match_products, customers=customers, top_n=body.top_n, explain=False)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from app import metrics
+from app.db import Database
 from app.errors import ModelNotLoaded, NotFound
 from app.prediction_log import RequestPredictions
 from app.repositories import customers as customer_repo
+from app.repositories.customers import StoredCustomer
 from app.scoring import lifecycle
 from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
 from app.scoring.loaded import LoadedModels
@@ -66,26 +66,29 @@ class ScoreMemo:
                 self._entries.popitem(last=False)
 
 
-def build_profile(
-    session: Session,
-    models: LoadedModels,
-    memo: ScoreMemo,
-    customer_id: str,
-    log_predictions: RequestPredictions,
-) -> dict[str, Any]:
-    churn_scorer = models.get(CHURN_MODEL)
-    products_scorer, no_offers_reason = _products_scorer(models)
-    stored = customer_repo.get_with_churn(session, customer_id, CUSTOMER_CHURNED)
+def read_stored(database: Database, customer_id: str) -> StoredCustomer:
+    """The stored customer (and whether it churned), or a 404."""
+    with database.session() as session:
+        stored = customer_repo.get_with_churn(session, customer_id, CUSTOMER_CHURNED)
     if stored is None:
         raise NotFound(
             f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}]
         )
+    return stored
+
+
+def build_profile(
+    stored: StoredCustomer, models: LoadedModels, memo: ScoreMemo, log_predictions: RequestPredictions
+) -> dict[str, Any]:
+    churn_scorer = models.get(CHURN_MODEL)
+    products_scorer, no_offers_reason = _products_scorer(models)
     record = stored.customer.record()
     updated_at = stored.customer.updated_at
     age = {
         "features_as_of": updated_at,
         "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds(),
     }
+    customer_id = stored.customer.customer_id
     key = (
         customer_id,
         updated_at,

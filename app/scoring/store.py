@@ -9,21 +9,24 @@ One rule for every route that scores stored customers (churn, products):
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from app.concurrency import run_database
+from app.db import Database
 from app.errors import NotFound
+from app.models import Customer
 from app.repositories import customers as customer_repo
 from app.scoring.scorer import Scorer, id_problem
 
 ID_FIELD = "customer_id"
 
 
-def fill_from_store(
-    session: Session, records: list[dict[str, Any]], scorer: Scorer, path_prefix: str
+async def fill_from_store(
+    database: Database, records: list[dict[str, Any]], scorer: Scorer, path_prefix: str
 ) -> list[dict[str, Any]]:
-    """The records with the fields the scorer reads completed from the store, in order."""
+    """The records with the fields the scorer reads completed from the store, in order (the store is read in
+    the thread pool, and only when a record needs it)."""
     needed = {f.name for f in scorer.bundle.contract.features}
     # `keys() >=` compares at C speed: a per-field loop cost 2 ms on a 1,000-record batch.
     incomplete = [
@@ -33,7 +36,8 @@ def fill_from_store(
     ]
     if not incomplete:
         return records
-    stored = customer_repo.get_many(session, (str(records[row][ID_FIELD]) for row in incomplete))
+    ids = [str(records[row][ID_FIELD]) for row in incomplete]
+    stored = await run_database(partial(_read_customers, database, ids))
     filled = list(records)
     unknown = []
     for row in incomplete:
@@ -55,6 +59,11 @@ def fill_from_store(
             ],
         )
     return filled
+
+
+def _read_customers(database: Database, ids: list[str]) -> dict[str, Customer]:
+    with database.session() as session:
+        return customer_repo.get_many(session, ids)
 
 
 def _usable_id(value: Any) -> bool:
