@@ -4,7 +4,10 @@ carry model and version. With several worker processes set PROMETHEUS_MULTIPROC_
 from __future__ import annotations
 
 import os
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -135,3 +138,23 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def observe_many(histogram: Any, values: npt.NDArray[np.float64]) -> None:
+    """`histogram.observe(v)` for every value of a batch, in one update per bucket.
+
+    Observing 1,000 scores one by one cost 5 ms in multiprocess mode (two locked writes to a shared file each),
+    a tenth of a 1,000-record batch. prometheus_client has no batch call, so this counts the values per bucket
+    with numpy and adds each count to its bucket as `observe` would (a value goes to the first bucket whose
+    bound is >= it). It reads the child's `_upper_bounds`, `_buckets` and `_sum`: tests/test_metrics.py checks
+    that the exported histogram equals the one-by-one observations, so a library change that breaks this fails
+    there.
+    """
+    if len(values) == 0:
+        return
+    bounds = np.asarray(histogram._upper_bounds)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    histogram._sum.inc(float(np.sum(values)))
+    for bucket, count in enumerate(counts.tolist()):
+        if count:
+            histogram._buckets[bucket].inc(count)

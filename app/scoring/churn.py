@@ -18,11 +18,10 @@ CHURN_AGREEMENT = compare_fields("churn_probability", "risk_level")
 def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bool) -> list[dict[str, Any]]:
     probabilities, factors = scorer.score(customers, "customers", explain)
     levels = assign_risk_levels(probabilities, scorer.metadata["risk_levels"])
-    histogram = metrics.CHURN_PROBABILITY.labels(scorer.name, str(scorer.version))
+    metrics.observe_many(metrics.CHURN_PROBABILITY.labels(scorer.name, str(scorer.version)), probabilities)
     id_field = scorer.id_field
     results = []
     for row, (customer, probability) in enumerate(zip(customers, probabilities.tolist(), strict=True)):
-        histogram.observe(probability)
         results.append(
             {
                 "customer_id": customer.get(id_field),

@@ -91,9 +91,7 @@ def _grade(
     scores = percentile_scores(probabilities, scorer.metadata["score_quantiles"])
     grades = assign_grades(probabilities, scorer.metadata["grades"])
     line, version = scorer.metadata.get("line", scorer.name), str(scorer.version)
-    histogram = metrics.LEAD_CONVERSION_PROBABILITY.labels(scorer.name, version)
-    for probability in probabilities.tolist():
-        histogram.observe(probability)
+    metrics.observe_many(metrics.LEAD_CONVERSION_PROBABILITY.labels(scorer.name, version), probabilities)
     names, counts = np.unique(grades, return_counts=True)
     by_grade = dict(zip(names.tolist(), counts.tolist(), strict=True))
     for grade, count in by_grade.items():
