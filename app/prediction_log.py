@@ -14,12 +14,11 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -38,9 +37,9 @@ MAX_RETRY_DELAY = 5.0
 UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One score served for one record (and item, when a model scores several per record, e.g. a product)."""
+class Prediction(NamedTuple):
+    """One score served for one record (and item, when a model scores several per record, e.g. a product).
+    A named tuple: a 1,000-record batch makes a thousand, and a tuple is the cheapest object to make."""
 
     record_id: str | int | None
     score: float
@@ -50,19 +49,19 @@ class Prediction:
 
 class RowIds:
     """Row ids that are unique across processes and ascending within one: a random 64-bit prefix drawn when
-    the process starts, then a counter. Ascending ids append to the primary-key index instead of landing at
-    random places in it (uuid4): on SQLite that halved the cost of writing a batch (41 -> 20 ms per 1,000
-    rows), and an id costs less than half of a uuid4."""
+    the process starts, then a counter, as 32 hex digits (what SQLite stores for a UUID column, and what
+    PostgreSQL's uuid type reads). Ascending ids append to the primary-key index instead of landing at random
+    places in it (uuid4): on SQLite that halved the cost of writing a batch (41 -> 20 ms per 1,000 rows)."""
 
     def __init__(self) -> None:
-        self._prefix = int.from_bytes(os.urandom(8), "big") << 64
+        self._prefix = f"{int.from_bytes(os.urandom(8), 'big'):016x}"
         self._counter = itertools.count()
 
-    def __iter__(self) -> Iterator[uuid.UUID]:
+    def __iter__(self) -> Iterator[str]:
         return self
 
-    def __next__(self) -> uuid.UUID:
-        return uuid.UUID(int=self._prefix | next(self._counter))
+    def __next__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
 
 
 class PredictionLog:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,7 +55,7 @@ class DriverRows:
 
     def build(
         self,
-        ids: Iterable[uuid.UUID],
+        ids: Iterator[str],
         served_at: datetime,
         route: str,
         model: str,
@@ -64,13 +63,12 @@ class DriverRows:
         request_id: str,
         scores: Iterable[tuple[str | None, str, float, str | None]],
     ) -> list[LogRow]:
-        """One row per (record id, item, score, label), in COLUMNS order."""
-        bind_id = self._bind
+        """One row per (record id, item, score, label), in COLUMNS order; `ids` gives each row's id as 32 hex
+        digits, which both backends store as they store a UUID."""
         constants = (self._bind("served_at", served_at), route, model, version)
         return [
-            (bind_id("id", row_id), *constants, record_id, item, score, label, request_id)
-            # `ids` never ends: the scores decide how many rows there are.
-            for (record_id, item, score, label), row_id in zip(scores, ids, strict=False)
+            (next(ids), *constants, record_id, item, score, label, request_id)
+            for record_id, item, score, label in scores
         ]
 
 
