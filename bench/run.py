@@ -170,18 +170,9 @@ def main() -> None:
             "CLM_LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": prom,
         }
-        command = [
-            str(BIN / "uvicorn"),
-            "app.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(SERVICE_PORT),
-            "--workers",
-            str(WORKERS),
-            "--no-access-log",
-        ]
+        # The service as deployed: `python -m app` (one SO_REUSEPORT socket per worker, app/server.py).
+        command = [str(BIN / "python"), "-m", "app"]
+        env.update(CLM_HOST="127.0.0.1", CLM_PORT=str(SERVICE_PORT), CLM_WORKERS=str(WORKERS))
         print(f"service ({WORKERS} workers), clm-churn version {ref.version}:", flush=True)
         with _server(command, env, SERVICE_PORT, "/readyz", logs / "service.log"):
             print(f"  (server logs in {logs})", flush=True)
