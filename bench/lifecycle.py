@@ -2,7 +2,7 @@
 requests fail meanwhile (the goal: none).
 
 Standalone: trains two churn versions (champion, then a retrain as challenger) into a temporary registry,
-starts uvicorn with several workers polling it, keeps scoring with fresh connections (so the kernel spreads
+starts the service (`python -m app`) with several workers polling it, keeps scoring with fresh connections (so the kernel spreads
 them over the workers), promotes the challenger through the gate, then rolls back, and writes a JSON summary.
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.lifecycle --workers 2 --interval 5
@@ -131,20 +131,8 @@ def main() -> None:
             "CLM_MODELS": json.dumps([spec.registered_model]),
             "CLM_LOG_LEVEL": "WARNING",
         }
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.port),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-        ]
+        env.update(CLM_HOST="127.0.0.1", CLM_PORT=str(args.port), CLM_WORKERS=str(args.workers))
+        command = [sys.executable, "-m", "app"]  # the service as deployed (app/server.py)
         url = f"http://127.0.0.1:{args.port}"
         with (root / "server.log").open("wb") as server_log:
             server = subprocess.Popen(
