@@ -202,7 +202,7 @@ class PredictionLog:
 
     def _write(self, rows: list[predictions.LogRow]) -> None:
         with self._engine.begin() as connection:
-            predictions.append(connection, self._rows.statement, rows)
+            self._rows.append(connection, rows)
         metrics.PREDICTION_LOG_WRITTEN.inc(len(rows))
 
     def _note_failure(self, exc: Exception) -> None:

@@ -21,7 +21,8 @@ from sqlalchemy import make_url, select
 from app.db import Database
 from app.main import create_app
 from app.models import PredictionRow
-from app.prediction_log import Prediction, PredictionLog
+from app.prediction_log import Prediction, PredictionLog, RowIds
+from app.repositories import predictions
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, make_settings
 from tests.tcp_proxy import TcpProxy
@@ -140,6 +141,27 @@ def test_rows_written_by_the_log_read_back_through_the_orm_exactly_as_served(dat
     assert all((r.route, r.model, r.version) == ("/v1/products/match", "clm-products", 3) for r in rows)
     assert all(before <= r.served_at <= after and r.served_at.tzinfo is not None for r in rows)
     assert len({r.id for r in rows}) == 3
+
+
+def test_a_batch_written_again_after_a_lost_commit_answer_is_not_duplicated(database_url: str) -> None:
+    # The writer re-sends a batch when it cannot tell whether its commit went through; the rows' ids make the
+    # second write a no-op (SQLite: INSERT ... ON CONFLICT; PostgreSQL: COPY to a staging table, then that).
+    database = Database(database_url)
+    database.upgrade()
+    rows = predictions.DriverRows(database.engine.dialect)
+    ids = RowIds()
+    first = rows.build(
+        ids, datetime.now(UTC), "/r", "m", 1, "q", [(f"c{i}", "", 0.5, None) for i in range(300)]
+    )
+    second = rows.build(ids, datetime.now(UTC), "/r", "m", 1, "q", [("d", "", 0.5, None)])
+    try:
+        for batch in (first, first, first[:10] + second):
+            with database.engine.begin() as connection:
+                rows.append(connection, batch)
+        with database.session() as session:
+            assert predictions.count(session, "m") == 301
+    finally:
+        database.dispose()
 
 
 def test_the_log_is_written_at_shutdown(

@@ -8,11 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, and_, func, literal, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.models import Outcome, PredictionRow
 
 _TABLE = PredictionRow.__table__
+_TABLE_NAME = PredictionRow.__tablename__
+_STAGING = "prediction_log_incoming"
 # The order of a row's values: DriverRows.build makes them in this order and the statement names them so.
 COLUMNS = (
     "id",
@@ -35,19 +38,21 @@ class DriverRows:
     The log is written in bulk all day long: an ORM or Core insert spent ~20 us of Python per row on parameter
     handling, three times the database's own work (SQLite, 1,000-row batches). Rows are built here as plain
     tuples, the values converted by SQLAlchemy's own bind processors for the backend (so they are stored
-    exactly as the ORM stores and reads them), and sent as one executemany. Values the same for a whole
-    request (time, route, model) are converted once.
+    exactly as the ORM stores and reads them). Values the same for a whole request (time, route, model) are
+    converted once. SQLite takes them as one executemany; PostgreSQL by COPY (psycopg's executemany sends rows
+    one by one through its pipeline: ~40 ms of Python per 1,000 rows).
     """
 
     def __init__(self, dialect: Dialect) -> None:
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        self.statement = (
-            f"INSERT INTO {PredictionRow.__tablename__} ({', '.join(COLUMNS)}) "
+        self._statement = (
+            f"INSERT INTO {_TABLE_NAME} ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join([marker] * len(COLUMNS))}) ON CONFLICT DO NOTHING"
         )
         self._processors = {
             name: _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in COLUMNS
         }
+        self._by_copy = dialect.name == "postgresql"
 
     def _bind(self, name: str, value: Any) -> Any:
         process = self._processors[name]
@@ -71,11 +76,35 @@ class DriverRows:
             for record_id, item, score, label in scores
         ]
 
-
-def append(connection: Connection, statement: str, rows: Sequence[LogRow]) -> None:
-    """Insert rows; a row already there (same id, written by an attempt whose commit was lost) is skipped."""
-    if rows:
-        connection.exec_driver_sql(statement, list(rows))
+    def append(self, connection: Connection, rows: Sequence[LogRow]) -> None:
+        """Insert rows; a row already there (same id, written by an attempt whose commit was lost) is skipped."""
+        if not rows:
+            return
+        if not self._by_copy:
+            connection.exec_driver_sql(self._statement, list(rows))
+            return
+        # COPY cannot skip conflicts: rows go to a staging table of this session (emptied at commit), then
+        # into the log by one INSERT ... ON CONFLICT DO NOTHING.
+        columns = ", ".join(COLUMNS)
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE {_TABLE_NAME}) ON COMMIT DELETE ROWS"
+        )
+        copy_statement = f"COPY {_STAGING} ({columns}) FROM STDIN"
+        driver_error = connection.dialect.loaded_dbapi.Error
+        try:
+            with (
+                connection.connection.dbapi_connection.cursor() as cursor,  # type: ignore[union-attr]
+                cursor.copy(copy_statement) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        except driver_error as exc:
+            # The driver's own error, as SQLAlchemy would raise it: the writer tells an outage (keep the rows,
+            # retry) from a refusal by these types.
+            raise DBAPIError.instance(copy_statement, None, exc, driver_error) from exc
+        connection.exec_driver_sql(
+            f"INSERT INTO {_TABLE_NAME} ({columns}) SELECT {columns} FROM {_STAGING} ON CONFLICT DO NOTHING"
+        )
 
 
 def count(session: Session, model: str | None = None) -> int:
