@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,8 +81,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # WAL: readers (scoring by id, profiles) never wait for the prediction-log writer; a busy writer is retried
     # for 5 s before SQLite reports "database is locked".
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    _switch_to_wal(cursor)
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL is a property of the database file: set once, every later connection finds it. Switching needs the
+    file to itself, and SQLite answers "database is locked" at once, busy timeout or not, while another
+    connection holds it (workers starting together, one of them migrating): so retry for a while."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # an in-memory database answers "memory": fine too
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
