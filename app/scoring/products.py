@@ -43,10 +43,8 @@ def match_products(
     """One result per customer, in request order: up to `top_n` offers, highest propensity first."""
     # Parsed per call: seven small rules cost microseconds and the scorer stays a plain loaded version.
     catalogue = ProductCatalogue.from_metadata(scorer.metadata)
-    contract = scorer.bundle.contract
     matrix = scorer.encode(customers, "customers")
     offers: list[list[dict[str, Any]]] = [[] for _ in customers]
-    candidates: dict[str, tuple[list[int], npt.NDArray[np.float32]]] = {}
     # A booster never saw its hidden fields (always missing in training), so its scores do not depend on them
     # (tests/test_products_training.py): all boosters can score the one unhidden matrix. Reasons below use the
     # hidden matrix, so they never name a field the booster did not see.
@@ -55,7 +53,6 @@ def match_products(
         rows = [row for row, customer in enumerate(customers) if product.may_offer(customer)]
         if not rows:
             continue
-        candidates[product.name] = (rows, hide_fields(matrix[rows], contract, product.hidden_fields))
         for row, propensity in zip(rows, propensities[product.name][rows].tolist(), strict=True):
             offers[row].append(
                 {"product": product.name, "propensity": round(propensity, 6), "top_factors": None}
@@ -67,7 +64,7 @@ def match_products(
         for rank, offer in enumerate(customer_offers, start=1):
             offer["rank"] = rank
     if explain:
-        _explain(scorer, customers, offers, candidates)
+        _explain(scorer, catalogue, matrix, customers, offers)
     _observe(scorer, customers, offers)
     return [
         {"customer_id": customer.get(scorer.id_field), "recommendations": customer_offers}
@@ -77,20 +74,21 @@ def match_products(
 
 def _explain(
     scorer: Scorer,
+    catalogue: ProductCatalogue,
+    matrix: npt.NDArray[np.float32],
     customers: list[dict[str, Any]],
     offers: list[list[dict[str, Any]]],
-    candidates: dict[str, tuple[list[int], npt.NDArray[np.float32]]],
 ) -> None:
-    """Reasons from each offered product's own booster, computed only for the offers that made the cut."""
-    for product, (rows, hidden) in candidates.items():
-        chosen = [(i, row) for i, row in enumerate(rows) if any(o["product"] == product for o in offers[row])]
-        if not chosen:
+    """Reasons from each offered product's own booster, computed only for the offers that made the cut, on the
+    matrix with the product's own fields hidden (so a reason never names a field the booster did not see)."""
+    for product in catalogue.products:
+        rows = [row for row, kept in enumerate(offers) if any(o["product"] == product.name for o in kept)]
+        if not rows:
             continue
-        factors = scorer.top_factors(
-            hidden[[i for i, _ in chosen]], [customers[row] for _, row in chosen], product
-        )
-        for (_, row), reasons in zip(chosen, factors, strict=True):
-            next(o for o in offers[row] if o["product"] == product)["top_factors"] = reasons
+        hidden = hide_fields(matrix[rows], scorer.bundle.contract, product.hidden_fields)
+        factors = scorer.top_factors(hidden, [customers[row] for row in rows], product.name)
+        for row, reasons in zip(rows, factors, strict=True):
+            next(o for o in offers[row] if o["product"] == product.name)["top_factors"] = reasons
 
 
 def _observe(scorer: Scorer, customers: list[dict[str, Any]], offers: list[list[dict[str, Any]]]) -> None:
