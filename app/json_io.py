@@ -62,3 +62,9 @@ def _offset(body: bytes, message: str) -> int:
 
 def scoring_response(content: dict[str, Any]) -> Response:
     return Response(_ANY.to_json(content), media_type="application/json")
+
+
+def results_response(model: dict[str, Any], request_id: str, results: list[dict[str, Any]]) -> Response:
+    """The body of every batch scoring route (schemas.common.ScoringResponse): the version that scored (its
+    `Scorer.ref`), the request id, and the results in request order."""
+    return scoring_response({"model": model, "request_id": request_id, "results": results})

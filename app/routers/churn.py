@@ -8,7 +8,7 @@ from app.auth import ScoreScope
 from app.concurrency import run_scoring
 from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
-from app.json_io import JsonRoute, scoring_response
+from app.json_io import JsonRoute, results_response
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, churn_predictions, score_customers
@@ -40,7 +40,6 @@ async def score_churn(
     customers = await fill_from_store(database, body.customers, scorer, "customers")
     results = await run_scoring(len(customers), partial(score_customers, scorer, customers, body.explain))
     log_predictions(scorer, churn_predictions(results))
-    response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(score_customers, customers=customers, explain=False)
     shadow.after_response(background, scorer, results, rescore, CHURN_AGREEMENT)
-    return scoring_response(response)
+    return results_response(scorer.ref, request_id, results)

@@ -8,7 +8,7 @@ from app.auth import ScoreScope
 from app.concurrency import run_scoring
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
-from app.json_io import JsonRoute, scoring_response
+from app.json_io import JsonRoute, results_response
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings, diagnosis_predictions
@@ -37,8 +37,7 @@ async def diagnose(
     scorer = models.get(DIAGNOSIS_MODEL)
     results = await run_scoring(len(body.listings), partial(diagnose_listings, scorer, body.listings))
     log_predictions(scorer, diagnosis_predictions(results))
-    response = {"model": scorer.ref, "request_id": request_id, "results": results}
     shadow.after_response(
         background, scorer, results, partial(diagnose_listings, listings=body.listings), compare_findings
     )
-    return scoring_response(response)
+    return results_response(scorer.ref, request_id, results)

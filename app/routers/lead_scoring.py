@@ -8,7 +8,7 @@ from app.auth import ScoreScope
 from app.concurrency import run_scoring
 from app.dependencies import ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
-from app.json_io import JsonRoute, scoring_response
+from app.json_io import JsonRoute, results_response
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.leads import LEADS_AGREEMENT, lead_predictions, line_scorer, rank_leads, score_leads
@@ -37,10 +37,9 @@ async def score(
     scorer = line_scorer(models, body.line)
     results = await run_scoring(len(body.leads), partial(score_leads, scorer, body.leads, body.explain))
     log_predictions(scorer, lead_predictions(scorer, results))
-    response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(score_leads, leads=body.leads, explain=False)
     shadow.after_response(background, scorer, results, rescore, LEADS_AGREEMENT)
-    return scoring_response(response)
+    return results_response(scorer.ref, request_id, results)
 
 
 @router.post(
@@ -64,4 +63,4 @@ async def rank(
         len(body.leads), partial(rank_leads, scorer, body.leads, body.explain, body.top_k)
     )
     log_predictions(scorer, lead_predictions(scorer, results))  # the top_k returned: the scores served
-    return scoring_response({"model": scorer.ref, "request_id": request_id, "results": results})
+    return results_response(scorer.ref, request_id, results)

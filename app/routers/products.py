@@ -10,7 +10,7 @@ from app.auth import ScoreScope
 from app.concurrency import run_scoring
 from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, RequestIdDep, SettingsDep, ShadowDep
 from app.errors import error_response_doc
-from app.json_io import JsonRoute, scoring_response
+from app.json_io import JsonRoute, results_response
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.batches import check_batch_size
 from app.scoring.products import PRODUCTS_MODEL, compare_offers, match_products, product_predictions
@@ -44,7 +44,6 @@ async def match(
         len(customers), partial(match_products, scorer, customers, body.top_n, body.explain)
     )
     log_predictions(scorer, product_predictions(results))
-    response = {"model": scorer.ref, "request_id": request_id, "results": results}
     rescore = partial(match_products, customers=customers, top_n=body.top_n, explain=False)
     shadow.after_response(background, scorer, results, rescore, compare_offers)
-    return scoring_response(response)
+    return results_response(scorer.ref, request_id, results)
