@@ -5,18 +5,17 @@ Run: `.venv/bin/python -m bench.contributions` (after `make train`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
 from app.scoring.scorer import Scorer
-from model_registry.registry import CHAMPION, ModelRegistry
+from bench.run import DATA_DIR, churn_champion
+from model_registry.registry import CHAMPION
 from model_registry.settings import RegistrySettings
 from training.data import load_dataset
 from training.spec import find_spec
@@ -31,16 +30,11 @@ def _ms(call: Callable[[], Any], repeat: int) -> float:
 
 
 def main() -> None:
-    settings = RegistrySettings()
-    registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
-    ref = registry.resolve("clm-churn", CHAMPION)
-    if ref is None:
-        raise SystemExit("clm-churn has no champion: run `make train` first")
-    bundle = registry.load("clm-churn", ref.version)
+    version, bundle = churn_champion(RegistrySettings())
     booster = bundle.boosters["model"]
-    dataset = load_dataset(find_spec("churn"), Path(os.environ.get("CLM_DATA_DIR", "../shared/data")))
+    dataset = load_dataset(find_spec("churn"), DATA_DIR)
     matrix, _ = bundle.contract.encode(dataset.records(dataset.holdout))
-    print(f"clm-churn v{ref.version}: {booster.num_boosted_rounds()} trees, {len(matrix)} holdout rows")
+    print(f"clm-churn v{version}: {booster.num_boosted_rounds()} trees, {len(matrix)} holdout rows")
     for approx in (False, True):
         name = "approximate" if approx else "exact"
         one = _ms(
@@ -55,7 +49,7 @@ def main() -> None:
         )
         print(f"{name:<12} one row {one:.2f} ms, 1,000 rows {batch:.1f} ms")
     scorers = [
-        Scorer("clm-churn", ref.version, CHAMPION, datetime.now(UTC), bundle, exact_contributions=e)
+        Scorer("clm-churn", version, CHAMPION, datetime.now(UTC), bundle, exact_contributions=e)
         for e in (True, False)
     ]
     exact, approx = (s.contributions(matrix) for s in scorers)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import build_get, run_load
-from bench.run import KEY, SECONDS, WORKERS, _server
+from bench.run import DATA_DIR, KEY, SECONDS, WORKERS, _server
 
 PORT = 8203
 BIN = Path(sys.executable).parent
@@ -28,8 +28,7 @@ TELCO = "telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv"
 
 
 def main() -> None:
-    data_dir = Path(os.environ.get("CLM_DATA_DIR", "../shared/data"))
-    with (data_dir / TELCO).open(newline="") as handle:
+    with (DATA_DIR / TELCO).open(newline="") as handle:
         ids = [row["customerID"] for row in csv.DictReader(handle)]
     requests = [build_get(f"/v1/customers/{i}/profile", KEY) for i in random.Random(7).sample(ids, 500)]
     env = {

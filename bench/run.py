@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadResult, build_request, run_load
+from model_registry.bundle import ModelBundle
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
 from training.data import load_dataset
@@ -33,6 +34,7 @@ SERVICE_PORT, MLFLOW_PORT = 8201, 8202
 WORKERS = int(os.environ.get("CLM_BENCH_WORKERS", "2"))
 SECONDS = float(os.environ.get("CLM_BENCH_SECONDS", "8"))
 KEY = {"X-API-Key": "bench-key"}
+DATA_DIR = Path(os.environ.get("CLM_DATA_DIR", "../shared/data"))
 BIN = Path(sys.executable).parent
 
 
@@ -104,14 +106,19 @@ def _lead_pool(data_dir: Path) -> list[dict[str, Any]]:
     return pool
 
 
-def main() -> None:
-    settings = RegistrySettings()
+def churn_champion(settings: RegistrySettings) -> tuple[int, ModelBundle]:
+    """The registered churn champion, as both servers serve it: its version and bundle."""
     registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
     ref = registry.resolve("clm-churn", CHAMPION)
     if ref is None:
         raise SystemExit("clm-churn has no champion: run `make train` first")
-    bundle = registry.load("clm-churn", ref.version)
-    data_dir = Path(os.environ.get("CLM_DATA_DIR", "../shared/data"))
+    return ref.version, registry.load("clm-churn", ref.version)
+
+
+def main() -> None:
+    settings = RegistrySettings()
+    version, bundle = churn_champion(settings)
+    data_dir = DATA_DIR
     dataset = load_dataset(find_spec("churn"), data_dir)
     records = dataset.records(dataset.holdout)
     for record, customer_id in zip(records, dataset.ids[dataset.holdout], strict=True):
@@ -147,7 +154,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "model": {
             "name": "clm-churn",
-            "version": ref.version,
+            "version": version,
             "trees": bundle.boosters["model"].num_boosted_rounds(),
         },
         "machine": {
@@ -173,7 +180,7 @@ def main() -> None:
         # The service as deployed: `python -m app` (one SO_REUSEPORT socket per worker, app/server.py).
         command = [str(BIN / "python"), "-m", "app"]
         env.update(CLM_HOST="127.0.0.1", CLM_PORT=str(SERVICE_PORT), CLM_WORKERS=str(WORKERS))
-        print(f"service ({WORKERS} workers), clm-churn version {ref.version}:", flush=True)
+        print(f"service ({WORKERS} workers), clm-churn version {version}:", flush=True)
         with _server(command, env, SERVICE_PORT, "/readyz", logs / "service.log"):
             print(f"  (server logs in {logs})", flush=True)
             results["service"] = _measure(
@@ -194,7 +201,7 @@ def main() -> None:
         "models",
         "serve",
         "-m",
-        f"models:/clm-churn/{ref.version}",
+        f"models:/clm-churn/{version}",
         "--env-manager",
         "local",
         "-h",

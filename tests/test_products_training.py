@@ -11,20 +11,11 @@ from model_registry.bundle import ModelBundle
 from model_registry.catalogue import ProductCatalogue
 from model_registry.registry import ModelRegistry
 from tests.conftest import small
+from tests.test_products_api import PRODUCTS
 from training.data import load_dataset
 from training.products import SuspectedLeakError, train_products
 from training.ranking import hidden_cases, hidden_product
 from training.spec import find_spec
-
-PRODUCTS = [
-    "online_security",
-    "online_backup",
-    "device_protection",
-    "tech_support",
-    "streaming_tv",
-    "streaming_movies",
-    "multiple_lines",
-]
 
 
 @pytest.fixture(scope="module")
