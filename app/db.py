@@ -60,10 +60,10 @@ class Database:
 
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
-    options: dict[str, Any] = {
-        "pool_pre_ping": True
-    }  # a connection broken by an outage is replaced, not used
+    options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
+        # No pre-ping: a connection to a local file does not go stale, so a ping per checkout is a query for
+        # nothing (PostgreSQL below keeps it).
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +71,7 @@ def _create_engine(url: str) -> Engine:
     elif parsed.get_backend_name() == "postgresql":
         # Fail fast while the server is down instead of hanging a request thread or the log writer.
         options["connect_args"] = {"connect_timeout": 5}
+        options["pool_pre_ping"] = True  # a connection broken by an outage is replaced, not used
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -13,9 +13,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.errors import envelope
+from app.ids import UniqueIds
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+_request_ids = UniqueIds()
+
+
+def _new_request_ids() -> None:
+    # A process forked from this one (a pre-loading process manager) must not repeat its parent's ids.
+    global _request_ids
+    _request_ids = UniqueIds()
+
+
+os.register_at_fork(after_in_child=_new_request_ids)
 access_log = logging.getLogger("clm.access")
 error_log = logging.getLogger("clm.error")
 
@@ -67,7 +78,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else next(_request_ids)
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()

@@ -40,6 +40,15 @@ def test_a_customer_gets_a_probability_risk_level_and_reasons(client: TestClient
         assert factor["value"] == CUSTOMER[factor["feature"]]
 
 
+def test_every_request_gets_its_own_request_id_when_the_caller_sends_none(client: TestClient) -> None:
+    ids = [
+        client.post("/v1/churn/score", json={"customers": [CUSTOMER]}).headers["x-request-id"]
+        for _ in range(3)
+    ]
+    assert len(set(ids)) == 3
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
 def test_results_come_in_request_order_and_echo_ids(client: TestClient) -> None:
     customers = [{**CUSTOMER, "customer_id": f"c{i}", "tenure": i} for i in range(0, 70, 7)]
     results = score(client, customers)["results"]

@@ -19,9 +19,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import make_url, select
 
 from app.db import Database
+from app.ids import UniqueIds
 from app.main import create_app
 from app.models import PredictionRow
-from app.prediction_log import Prediction, PredictionLog, RowIds
+from app.prediction_log import Prediction, PredictionLog
 from app.repositories import predictions
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, make_settings
@@ -149,7 +150,7 @@ def test_a_batch_written_again_after_a_lost_commit_answer_is_not_duplicated(data
     database = Database(database_url)
     database.upgrade()
     rows = predictions.DriverRows(database.engine.dialect)
-    ids = RowIds()
+    ids = UniqueIds()
     first = rows.build(
         ids, datetime.now(UTC), "/r", "m", 1, "q", [(f"c{i}", "", 0.5, None) for i in range(300)]
     )

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Customer, Outcome
 from app.models.base import utcnow
-from app.models.customer import FEATURE_FIELDS
+from app.models.customer import FEATURE_FIELDS, RECORD_FIELDS
 from app.repositories.upsert import insert_for
 
 
@@ -26,30 +26,37 @@ def get_many(session: Session, customer_ids: Iterable[str]) -> dict[str, Custome
 
 @dataclass(frozen=True)
 class StoredCustomer:
-    customer: Customer
+    record: dict[str, Any]  # the API record (field name -> value), the form the scorers read
+    updated_at: datetime  # when the stored fields last changed
     churned_at: datetime | None  # when a recorded outcome says the customer left
 
 
+_CUSTOMERS = Customer.__table__
 # Built once: the profile runs it on every call, and building a statement costs more than running it here.
+# Core, not the ORM: one row of plain values is all the profile needs, and the ORM's session, identity map and
+# object loading cost several times the query itself.
 _WITH_CHURN = (
-    select(Customer, Outcome.observed_at)
+    select(*(_CUSTOMERS.c[name] for name in RECORD_FIELDS), _CUSTOMERS.c.updated_at, Outcome.observed_at)
     .outerjoin(
         Outcome,
         and_(
-            Outcome.record_id == Customer.customer_id,
+            Outcome.record_id == _CUSTOMERS.c.customer_id,
             Outcome.event == bindparam("event"),
             Outcome.item == "",
             Outcome.happened.is_(True),
         ),
     )
-    .where(Customer.customer_id == bindparam("customer_id"))
+    .where(_CUSTOMERS.c.customer_id == bindparam("customer_id"))
 )
 
 
-def get_with_churn(session: Session, customer_id: str, churn_event: str) -> StoredCustomer | None:
+def get_with_churn(connection: Connection, customer_id: str, churn_event: str) -> StoredCustomer | None:
     """The customer and, in the same round trip, whether a churn outcome is recorded for it."""
-    row = session.execute(_WITH_CHURN, {"customer_id": customer_id, "event": churn_event}).first()
-    return None if row is None else StoredCustomer(row[0], row[1])
+    row = connection.execute(_WITH_CHURN, {"customer_id": customer_id, "event": churn_event}).first()
+    if row is None:
+        return None
+    *values, updated_at, churned_at = row
+    return StoredCustomer(dict(zip(RECORD_FIELDS, values, strict=True)), updated_at, churned_at)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,8 @@ class ScoreMemo:
 
 def read_stored(database: Database, customer_id: str) -> StoredCustomer:
     """The stored customer (and whether it churned), or a 404."""
-    with database.session() as session:
-        stored = customer_repo.get_with_churn(session, customer_id, CUSTOMER_CHURNED)
+    with database.engine.connect() as connection:
+        stored = customer_repo.get_with_churn(connection, customer_id, CUSTOMER_CHURNED)
     if stored is None:
         raise NotFound(
             f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}]
@@ -82,13 +82,13 @@ def build_profile(
 ) -> dict[str, Any]:
     churn_scorer = models.get(CHURN_MODEL)
     products_scorer, no_offers_reason = _products_scorer(models)
-    record = stored.customer.record()
-    updated_at = stored.customer.updated_at
+    record = stored.record
+    updated_at = stored.updated_at
     age = {
         "features_as_of": updated_at,
         "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds(),
     }
-    customer_id = stored.customer.customer_id
+    customer_id = record["customer_id"]
     key = (
         customer_id,
         updated_at,
