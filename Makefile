@@ -9,7 +9,7 @@ export CLM_HOST ?= 127.0.0.1
 export CLM_PORT ?= 8000
 CUSTOMERS ?= $(CLM_DATA_DIR)/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv
 
-.PHONY: run test lint typecheck train customers bench install clean
+.PHONY: run test lint typecheck train customers profiles bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,12 @@ customers: $(STAMP)
 	@mkdir -p var
 	$(BIN)/clm ingest customers $(CUSTOMERS)
 
-run: train customers
+# Score the stored customers' profiles ahead of their calls with the champions (again after a promotion): a
+# re-run scores only customers whose record or served versions changed.
+profiles: train customers
+	$(BIN)/clm score customers
+
+run: train customers profiles
 	$(BIN)/python -m app
 
 test: $(STAMP)
@@ -46,7 +51,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app training model_registry
 
-bench: train customers
+bench: train customers profiles
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.profile
 

@@ -1,4 +1,5 @@
-"""`clm`: the training commands (training/cli.py) plus `clm ingest`, which needs the service's database.
+"""`clm`: the training commands (training/cli.py) plus `clm ingest` and `clm score`, which need the service's
+database.
 
 Training never imports app/, so the full CLI is composed here; the console script points at `clm`.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,15 +16,28 @@ from typing import Annotated
 import typer
 
 from app.db import Database
+from app.errors import ModelNotLoaded
 from app.ingest import BatchDone, IngestReport, ingest_customers
+from app.prescore import BatchScored, prescore_profiles
+from app.scoring.churn import CHURN_MODEL
+from app.scoring.loaded import LoadedModels
+from app.scoring.products import PRODUCTS_MODEL
+from app.scoring.profile import products_scorer_of
 from app.settings import Settings
+from model_registry.registry import ModelRegistry
 from training.cli import app as clm
 
 ingest_app = typer.Typer(
     help="Load records into the service's database (CLM_DATABASE_URL).", no_args_is_help=True
 )
 clm.add_typer(ingest_app, name="ingest")
+score_app = typer.Typer(
+    help="Score stored records ahead of time, with the served versions (CLM_MODELS, CLM_ALIAS).",
+    no_args_is_help=True,
+)
+clm.add_typer(score_app, name="score")
 log = logging.getLogger("clm.ingest")
+score_log = logging.getLogger("clm.score")
 
 SHOWN_REJECTS = 20
 
@@ -52,6 +67,57 @@ def ingest_customers_command(
     _summarise(file, report, time.perf_counter() - started, rejects)
     if report.rejected:
         raise typer.Exit(1)
+
+
+@score_app.command("customers")
+def score_customers_command(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Customers per batch.")] = 1000,
+) -> None:
+    """Store the profile scores of every customer whose stored scores are not current (new or changed record,
+    another version served): GET /v1/customers/{id}/profile then reads them instead of scoring.
+
+    Run it after loading customers and after promoting or rolling back clm-churn or clm-products; customers it
+    has not scored are still scored when viewed. A re-run scores only what changed.
+    """
+    settings = Settings()
+    if CHURN_MODEL not in settings.models:
+        raise typer.BadParameter(f"the profile needs {CHURN_MODEL}, and CLM_MODELS does not serve it")
+    served = [name for name in (CHURN_MODEL, PRODUCTS_MODEL) if name in settings.models]
+    registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
+    models = LoadedModels(
+        registry,
+        served,
+        settings.alias,
+        threads=os.cpu_count() or 1,
+        exact_contributions=settings.exact_contributions,
+        load_challengers=False,
+    )
+    models.load_all()
+    try:
+        churn_scorer = models.get(CHURN_MODEL)
+    except ModelNotLoaded as exc:
+        typer.echo(f"cannot score: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    products_scorer, no_offers_reason = products_scorer_of(models)
+    if products_scorer is None:
+        typer.echo(f"scoring without offers: {no_offers_reason}", err=True)
+    database = Database(settings.database_url)
+    try:
+        database.upgrade()
+        started = time.perf_counter()
+        scored = prescore_profiles(database, churn_scorer, products_scorer, batch_size, _show_scored)
+    finally:
+        database.dispose()
+    versions = f"{CHURN_MODEL} version {churn_scorer.version}"
+    if products_scorer is not None:
+        versions += f", {PRODUCTS_MODEL} version {products_scorer.version}"
+    typer.echo(
+        f"profile scores: {scored} customers scored by {versions} ({time.perf_counter() - started:.1f} s)"
+    )
+
+
+def _show_scored(batch: BatchScored) -> None:
+    score_log.info("batch %d: %d scored (%d of %d)", batch.number, batch.scored, batch.done, batch.total)
 
 
 def _show_progress(batch: BatchDone) -> None:

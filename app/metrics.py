@@ -44,10 +44,10 @@ PREDICTION_LOG_DROPPED = Counter(
 PREDICTION_LOG_WRITE_FAILURES = Counter(
     "clm_prediction_log_write_failures_total", "Prediction-log writes that failed and will be retried"
 )
-PROFILE_MEMO = Counter(
-    "clm_profile_memo_total",
-    "Customer profiles served from remembered scores (hit) or scored afresh (miss)",
-    ["result"],
+PROFILE_SCORES = Counter(
+    "clm_profile_scores_total",
+    "Where customer profiles got their scores: stored by the batch job, remembered by the worker, or scored",
+    ["source"],
 )
 MODEL_INFO = Gauge(
     "clm_model_info",

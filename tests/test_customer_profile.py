@@ -7,10 +7,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, update
+from typer.testing import CliRunner, Result
 
+from app.cli import clm
 from app.main import create_app
-from app.models import PredictionRow
+from app.models import PredictionRow, StoredProfileScores
 from app.repositories import customers as customer_repo
 from model_registry.registry import ModelRegistry
 from tests.conftest import SCORE_KEY, load_demo_customers, make_settings
@@ -138,8 +140,12 @@ def test_each_profile_served_is_logged_as_its_churn_score_and_its_offers(
     }
 
 
+def scores_from(source: str) -> float:
+    return REGISTRY.get_sample_value("clm_profile_scores_total", {"source": source}) or 0.0
+
+
 def test_a_repeat_view_reuses_the_scores_and_still_logs_each_one_served(store_client: TestClient) -> None:
-    hits = REGISTRY.get_sample_value("clm_profile_memo_total", {"result": "hit"}) or 0.0
+    remembered = scores_from("memo")
     request_ids = [uuid.uuid4().hex, uuid.uuid4().hex]
     bodies = [
         store_client.get("/v1/customers/5575-GNVDE/profile", headers={"X-Request-ID": rid}).json()
@@ -147,7 +153,7 @@ def test_a_repeat_view_reuses_the_scores_and_still_logs_each_one_served(store_cl
     ]
     first, second = ({k: v for k, v in b["churn"].items() if k != "features_age_seconds"} for b in bodies)
     assert first == second
-    assert (REGISTRY.get_sample_value("clm_profile_memo_total", {"result": "hit"}) or 0.0) > hits
+    assert scores_from("memo") > remembered
     wait_until(lambda: store_client.app_state["prediction_log"].pending == 0, "the log to be written")
     with store_client.app_state["database"].session() as session:
         logged = session.scalars(
@@ -156,6 +162,100 @@ def test_a_repeat_view_reuses_the_scores_and_still_logs_each_one_served(store_cl
             )
         ).all()
     assert sorted(logged) == sorted(request_ids)
+
+
+def score_customers_cli(registry: ModelRegistry, database_url: str, models: str) -> Result:
+    env = {
+        "CLM_DATABASE_URL": database_url,
+        "CLM_MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "CLM_ARTIFACT_ROOT": str(registry.artifact_root),
+        "CLM_MODELS": models,
+    }
+    return CliRunner().invoke(clm, ["score", "customers", "--batch-size", "2000"], env=env)
+
+
+def without_ages(body: dict) -> dict:
+    """A profile without what differs between two views of the same customer: request id and feature age."""
+    return {
+        part: {k: v for k, v in value.items() if k != "features_age_seconds"}
+        if isinstance(value, dict)
+        else value
+        for part, value in body.items()
+        if part != "request_id"
+    }
+
+
+def test_stored_scores_give_the_same_profile_as_scoring_on_view_and_follow_every_change(
+    registry: ModelRegistry, churn_version: int, products_version: int, database_url: str, data_dir: Path
+) -> None:
+    load_demo_customers(database_url, data_dir)
+    served = '["clm-churn", "clm-products"]'
+    settings = make_settings(
+        registry, ["clm-churn", "clm-products"], database_url=database_url, profile_memo_size=0
+    )
+    ids = ["7590-VHVEG", "5575-GNVDE", "9237-HQITU"]
+    with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as client:
+        scored_on_view = [profile(client, i) for i in ids]
+
+        result = score_customers_cli(registry, database_url, served)
+        assert result.exit_code == 0, result.output
+        assert (
+            f"7043 customers scored by clm-churn version {churn_version}, clm-products version"
+            in result.output
+        )
+        stored_before = scores_from("stored")
+        assert [without_ages(profile(client, i)) for i in ids] == [without_ages(b) for b in scored_on_view]
+        assert scores_from("stored") == stored_before + len(ids)
+
+        # A record changed after the run: its stored scores are not used, the new record is scored on view.
+        database = client.app_state["database"]
+        with database.session() as session:
+            record = customer_repo.get_many(session, ["7590-VHVEG"])["7590-VHVEG"].record()
+            customer_repo.upsert_many(session, [{**record, "contract": "Two year", "tenure": 30}])
+        changed = profile(client, "7590-VHVEG")
+        assert scores_from("stored") == stored_before + len(ids)
+        matched = client.post("/v1/churn/score", json={"customers": [{"customer_id": "7590-VHVEG"}]}).json()
+        assert changed["churn"]["churn_probability"] == matched["results"][0]["churn_probability"]
+        assert changed["churn"]["churn_probability"] < scored_on_view[0]["churn"]["churn_probability"]
+
+        # Scores a version other than the served one made are not used either.
+        with database.engine.begin() as connection:
+            connection.execute(
+                update(StoredProfileScores)
+                .where(StoredProfileScores.customer_id == "5575-GNVDE")
+                .values(churn_version=churn_version + 100, scores={"churn": {}, "offers": None})
+            )
+        assert without_ages(profile(client, "5575-GNVDE")) == without_ages(scored_on_view[1])
+
+        # A re-run scores only what is stale: the changed customer and the other version's row.
+        result = score_customers_cli(registry, database_url, served)
+        assert result.exit_code == 0, result.output
+        assert "profile scores: 2 customers scored" in result.output
+        stored_before = scores_from("stored")
+        assert without_ages(profile(client, "7590-VHVEG")) == without_ages(changed)
+        assert scores_from("stored") == stored_before + 1
+
+
+def test_scores_stored_without_a_product_model_are_not_used_by_a_service_that_has_one(
+    registry: ModelRegistry, churn_version: int, products_version: int, database_url: str, data_dir: Path
+) -> None:
+    load_demo_customers(database_url, data_dir)
+    result = score_customers_cli(registry, database_url, '["clm-churn"]')
+    assert result.exit_code == 0, result.output
+    assert "scoring without offers: clm-products is not served here" in result.output
+    settings = make_settings(registry, ["clm-churn", "clm-products"], database_url=database_url)
+    with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as client:
+        stored_before = scores_from("stored")
+        offers = profile(client, "7590-VHVEG")["offers"]
+    assert offers["available"] is True
+    assert offers["recommendations"]
+    assert scores_from("stored") == stored_before
+
+
+def test_scoring_customers_needs_the_churn_model(registry: ModelRegistry, database_url: str) -> None:
+    result = score_customers_cli(registry, database_url, '["clm-products"]')
+    assert result.exit_code == 2
+    assert "the profile needs clm-churn" in result.output
 
 
 def test_a_changed_record_is_scored_afresh_never_served_from_memory(

@@ -4,5 +4,6 @@ from app.models.base import Base
 from app.models.customer import Customer
 from app.models.outcome import Outcome
 from app.models.prediction import PredictionRow
+from app.models.profile_scores import StoredProfileScores
 
-__all__ = ["Base", "Customer", "Outcome", "PredictionRow"]
+__all__ = ["Base", "Customer", "Outcome", "PredictionRow", "StoredProfileScores"]

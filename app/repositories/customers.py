@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import Customer, Outcome
+from app.models import Customer, Outcome, StoredProfileScores
 from app.models.base import utcnow
 from app.models.customer import FEATURE_FIELDS, RECORD_FIELDS
 from app.repositories.upsert import insert_for
@@ -24,19 +24,39 @@ def get_many(session: Session, customer_ids: Iterable[str]) -> dict[str, Custome
     return {row.customer_id: row for row in rows}
 
 
+# What made a customer's profile scores: the customer, its record's updated_at, the churn and product versions.
+ScoresKey = tuple[str, datetime, int, int | None]
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    key: ScoresKey
+    scores: dict[str, Any]  # {"churn": result, "offers": list or None}
+
+
 @dataclass(frozen=True)
 class StoredCustomer:
     record: dict[str, Any]  # the API record (field name -> value), the form the scorers read
     updated_at: datetime  # when the stored fields last changed
     churned_at: datetime | None  # when a recorded outcome says the customer left
+    scores: StoredScores | None  # what the batch job (`clm score customers`) stored, current or not
 
 
 _CUSTOMERS = Customer.__table__
+_SCORES = StoredProfileScores.__table__
 # Built once: the profile runs it on every call, and building a statement costs more than running it here.
 # Core, not the ORM: one row of plain values is all the profile needs, and the ORM's session, identity map and
 # object loading cost several times the query itself.
-_WITH_CHURN = (
-    select(*(_CUSTOMERS.c[name] for name in RECORD_FIELDS), _CUSTOMERS.c.updated_at, Outcome.observed_at)
+_FOR_PROFILE = (
+    select(
+        *(_CUSTOMERS.c[name] for name in RECORD_FIELDS),
+        _CUSTOMERS.c.updated_at,
+        Outcome.observed_at,
+        _SCORES.c.features_updated_at,
+        _SCORES.c.churn_version,
+        _SCORES.c.products_version,
+        _SCORES.c.scores,
+    )
     .outerjoin(
         Outcome,
         and_(
@@ -46,17 +66,22 @@ _WITH_CHURN = (
             Outcome.happened.is_(True),
         ),
     )
+    .outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id)
     .where(_CUSTOMERS.c.customer_id == bindparam("customer_id"))
 )
 
 
-def get_with_churn(connection: Connection, customer_id: str, churn_event: str) -> StoredCustomer | None:
-    """The customer and, in the same round trip, whether a churn outcome is recorded for it."""
-    row = connection.execute(_WITH_CHURN, {"customer_id": customer_id, "event": churn_event}).first()
+def get_for_profile(connection: Connection, customer_id: str, churn_event: str) -> StoredCustomer | None:
+    """The customer, whether a churn outcome is recorded for it, and its stored scores: one round trip."""
+    row = connection.execute(_FOR_PROFILE, {"customer_id": customer_id, "event": churn_event}).first()
     if row is None:
         return None
-    *values, updated_at, churned_at = row
-    return StoredCustomer(dict(zip(RECORD_FIELDS, values, strict=True)), updated_at, churned_at)
+    *values, updated_at, churned_at, scored_from, churn_version, products_version, scores = row
+    record = dict(zip(RECORD_FIELDS, values, strict=True))
+    stored = None
+    if scores is not None:
+        stored = StoredScores((record["customer_id"], scored_from, churn_version, products_version), scores)
+    return StoredCustomer(record, updated_at, churned_at, stored)
 
 
 @dataclass(frozen=True)

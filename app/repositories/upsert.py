@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Base
 
 
-def insert_for(session: Session, entity: type[Base]) -> Any:
+def insert_for(bind: Session | Connection, entity: type[Base]) -> Any:
     """A dialect insert with `on_conflict_do_nothing` / `on_conflict_do_update` and `.excluded`."""
-    dialect = session.get_bind().dialect.name
+    dialect = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
     if dialect == "postgresql":
         return postgresql.insert(entity)
     if dialect == "sqlite":

@@ -17,7 +17,7 @@ from app.db import Database
 from app.errors import ModelNotLoaded, NotFound
 from app.prediction_log import RequestPredictions
 from app.repositories import customers as customer_repo
-from app.repositories.customers import StoredCustomer
+from app.repositories.customers import ScoresKey, StoredCustomer
 from app.scoring import lifecycle
 from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
 from app.scoring.loaded import LoadedModels
@@ -34,30 +34,26 @@ class ProfileScores:
     offers: list[dict[str, Any]] | None  # best offers first; None when no product model is served
 
 
-MemoKey = tuple[str, datetime, int, int | None]
-
-
 class ScoreMemo:
-    """The scores of recently viewed customers, keyed by exactly what made them: the customer, its stored
-    record's `updated_at` and the model versions. The same inputs give the same scores, so a repeat view (an
-    agent reopening the screen, the CRM and the phone system asking about the same caller) skips XGBoost; a
-    changed record or another version is another key and is scored afresh. Least recently used out; one per
-    worker process; size 0 remembers nothing."""
+    """The scores of recently viewed customers, keyed by exactly what made them (ScoresKey: the customer, its
+    stored record's `updated_at` and the model versions). The same inputs give the same scores, so a repeat
+    view of a customer the batch job has not scored (an agent reopening the screen, the CRM and the phone
+    system asking about the same caller) skips XGBoost; a changed record or another version is another key and
+    is scored afresh. Least recently used out; one per worker process; size 0 remembers nothing."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[MemoKey, ProfileScores] = OrderedDict()
+        self._entries: OrderedDict[ScoresKey, ProfileScores] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: MemoKey) -> ProfileScores | None:
+    def get(self, key: ScoresKey) -> ProfileScores | None:
         with self._lock:
             scores = self._entries.get(key)
             if scores is not None:
                 self._entries.move_to_end(key)
-        metrics.PROFILE_MEMO.labels("hit" if scores is not None else "miss").inc()
         return scores
 
-    def put(self, key: MemoKey, scores: ProfileScores) -> None:
+    def put(self, key: ScoresKey, scores: ProfileScores) -> None:
         if self.size == 0:
             return
         with self._lock:
@@ -69,7 +65,7 @@ class ScoreMemo:
 def read_stored(database: Database, customer_id: str) -> StoredCustomer:
     """The stored customer (and whether it churned), or a 404."""
     with database.engine.connect() as connection:
-        stored = customer_repo.get_with_churn(connection, customer_id, CUSTOMER_CHURNED)
+        stored = customer_repo.get_for_profile(connection, customer_id, CUSTOMER_CHURNED)
     if stored is None:
         raise NotFound(
             f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}]
@@ -81,7 +77,7 @@ def build_profile(
     stored: StoredCustomer, models: LoadedModels, memo: ScoreMemo, log_predictions: RequestPredictions
 ) -> dict[str, Any]:
     churn_scorer = models.get(CHURN_MODEL)
-    products_scorer, no_offers_reason = _products_scorer(models)
+    products_scorer, no_offers_reason = products_scorer_of(models)
     record = stored.record
     updated_at = stored.updated_at
     age = {
@@ -89,16 +85,13 @@ def build_profile(
         "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds(),
     }
     customer_id = record["customer_id"]
-    key = (
+    key: ScoresKey = (
         customer_id,
         updated_at,
         churn_scorer.version,
         products_scorer.version if products_scorer else None,
     )
-    scores = memo.get(key)
-    if scores is None:
-        scores = _score(churn_scorer, products_scorer, record)
-        memo.put(key, scores)
+    scores = _scores_for(stored, key, churn_scorer, products_scorer, memo)
     churn = scores.churn
     log_predictions(churn_scorer, churn_predictions([churn]))
     churn_ref = churn_scorer.ref
@@ -165,7 +158,7 @@ def build_profile(
     }
 
 
-def _products_scorer(models: LoadedModels) -> tuple[Scorer | None, str | None]:
+def products_scorer_of(models: LoadedModels) -> tuple[Scorer | None, str | None]:
     """The product scorer, or why there is none: the offers part then says so and the rest stands."""
     if PRODUCTS_MODEL not in models.names:
         return None, f"{PRODUCTS_MODEL} is not served here (see CLM_MODELS)"
@@ -175,11 +168,39 @@ def _products_scorer(models: LoadedModels) -> tuple[Scorer | None, str | None]:
         return None, exc.message
 
 
-def _score(churn_scorer: Scorer, products_scorer: Scorer | None, record: dict[str, Any]) -> ProfileScores:
-    churn = score_customers(churn_scorer, [record], explain=True)[0]
+def _scores_for(
+    stored: StoredCustomer,
+    key: ScoresKey,
+    churn_scorer: Scorer,
+    products_scorer: Scorer | None,
+    memo: ScoreMemo,
+) -> ProfileScores:
+    """The customer's scores by the served versions: stored by the batch job if they were made from this record
+    by these versions, else remembered from an earlier view, else scored now (and remembered)."""
+    if stored.scores is not None and stored.scores.key == key:
+        metrics.PROFILE_SCORES.labels("stored").inc()
+        return ProfileScores(**stored.scores.scores)
+    scores = memo.get(key)
+    if scores is not None:
+        metrics.PROFILE_SCORES.labels("memo").inc()
+        return scores
+    metrics.PROFILE_SCORES.labels("scored").inc()
+    (scores,) = score_profiles(churn_scorer, products_scorer, [stored.record])
+    memo.put(key, scores)
+    return scores
+
+
+def score_profiles(
+    churn_scorer: Scorer, products_scorer: Scorer | None, records: list[dict[str, Any]]
+) -> list[ProfileScores]:
+    """The profile scores of each record, in order: churn with reasons, and the top offers."""
+    churn = score_customers(churn_scorer, records, explain=True)
     if products_scorer is None:
-        return ProfileScores(churn, None)
+        return [ProfileScores(result, None) for result in churn]
     # Offers come without reasons here: each costs an exact TreeSHAP pass per product (about 1 ms), more than
     # the rest of the profile; POST /v1/products/match gives them.
-    (matched,) = match_products(products_scorer, [record], TOP_OFFERS, explain=False)
-    return ProfileScores(churn, matched["recommendations"])
+    matched = match_products(products_scorer, records, TOP_OFFERS, explain=False)
+    return [
+        ProfileScores(result, offers["recommendations"])
+        for result, offers in zip(churn, matched, strict=True)
+    ]
