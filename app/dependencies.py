@@ -66,7 +66,7 @@ async def _profile_memo(request: Request) -> ScoreMemo:
 
 
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
-# For async routes, which read the database in the thread pool themselves (app/concurrency.py).
+# For async routes, which read the database themselves where app/concurrency.py says.
 DatabaseDep = Annotated[Database, Depends(_database)]
 PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]
 ProfileMemoDep = Annotated[ScoreMemo, Depends(_profile_memo)]

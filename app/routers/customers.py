@@ -32,7 +32,7 @@ async def customer_profile(
     memo: ProfileMemoDep,
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
-    stored = await run_database(partial(read_stored, database, customer_id))
+    stored = await run_database(database, 1, partial(read_stored, database, customer_id))
     # One customer: scored on the event loop (app/concurrency.py).
     profile = build_profile(stored, models, memo, log_predictions)
     return scoring_response({**profile, "request_id": request_id})

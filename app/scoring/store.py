@@ -25,8 +25,8 @@ ID_FIELD = "customer_id"
 async def fill_from_store(
     database: Database, records: list[dict[str, Any]], scorer: Scorer, path_prefix: str
 ) -> list[dict[str, Any]]:
-    """The records with the fields the scorer reads completed from the store, in order (the store is read in
-    the thread pool, and only when a record needs it)."""
+    """The records with the fields the scorer reads completed from the store, in order (the store is read only
+    when a record needs it; app/concurrency.py says where)."""
     needed = {f.name for f in scorer.bundle.contract.features}
     # `keys() >=` compares at C speed: a per-field loop cost 2 ms on a 1,000-record batch.
     incomplete = [
@@ -37,7 +37,7 @@ async def fill_from_store(
     if not incomplete:
         return records
     ids = [str(records[row][ID_FIELD]) for row in incomplete]
-    stored = await run_database(partial(_read_customers, database, ids))
+    stored = await run_database(database, len(ids), partial(_read_customers, database, ids))
     filled = list(records)
     unknown = []
     for row in incomplete:
