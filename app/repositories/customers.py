@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,12 +44,21 @@ class StoredCustomer:
 
 _CUSTOMERS = Customer.__table__
 _SCORES = StoredProfileScores.__table__
+# A customer's record read with Core: these columns, turned back into the record by record_of().
+RECORD_COLUMNS = tuple(_CUSTOMERS.c[name] for name in RECORD_FIELDS)
+
+
+def record_of(values: Sequence[Any]) -> dict[str, Any]:
+    """The API record (field name -> value) from the values of RECORD_COLUMNS, in order."""
+    return dict(zip(RECORD_FIELDS, values, strict=True))
+
+
 # Built once: the profile runs it on every call, and building a statement costs more than running it here.
 # Core, not the ORM: one row of plain values is all the profile needs, and the ORM's session, identity map and
 # object loading cost several times the query itself.
 _FOR_PROFILE = (
     select(
-        *(_CUSTOMERS.c[name] for name in RECORD_FIELDS),
+        *RECORD_COLUMNS,
         _CUSTOMERS.c.updated_at,
         Outcome.observed_at,
         _SCORES.c.features_updated_at,
@@ -77,7 +86,7 @@ def get_for_profile(connection: Connection, customer_id: str, churn_event: str) 
     if row is None:
         return None
     *values, updated_at, churned_at, scored_from, churn_version, products_version, scores = row
-    record = dict(zip(RECORD_FIELDS, values, strict=True))
+    record = record_of(values)
     stored = None
     if scores is not None:
         stored = StoredScores((record["customer_id"], scored_from, churn_version, products_version), scores)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from app.models import Customer, StoredProfileScores
-from app.models.customer import RECORD_FIELDS
+from app.repositories.customers import RECORD_COLUMNS, record_of
 from app.repositories.upsert import insert_for
 
 _CUSTOMERS = Customer.__table__
@@ -39,16 +39,13 @@ def stale(
 ) -> list[tuple[dict[str, Any], datetime]]:
     """The next `limit` stale customers by id after `after`: (record, its updated_at)."""
     statement = (
-        select(*(_CUSTOMERS.c[name] for name in RECORD_FIELDS), _CUSTOMERS.c.updated_at)
+        select(*RECORD_COLUMNS, _CUSTOMERS.c.updated_at)
         .outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id)
         .where(and_(_CUSTOMERS.c.customer_id > after, _stale(churn_version, products_version)))
         .order_by(_CUSTOMERS.c.customer_id)
         .limit(limit)
     )
-    return [
-        (dict(zip(RECORD_FIELDS, values, strict=True)), updated_at)
-        for *values, updated_at in connection.execute(statement)
-    ]
+    return [(record_of(values), updated_at) for *values, updated_at in connection.execute(statement)]
 
 
 def save(connection: Connection, rows: list[dict[str, Any]]) -> None:
