@@ -210,7 +210,7 @@ def test_stored_scores_give_the_same_profile_as_scoring_on_view_and_follow_every
         # A record changed after the run: its stored scores are not used, the new record is scored on view.
         database = client.app_state["database"]
         with database.session() as session:
-            record = customer_repo.get_many(session, ["7590-VHVEG"])["7590-VHVEG"].record()
+            record = customer_repo.get_records(session.connection(), ["7590-VHVEG"])["7590-VHVEG"]
             customer_repo.upsert_many(session, [{**record, "contract": "Two year", "tenure": 30}])
         changed = profile(client, "7590-VHVEG")
         assert scores_from("stored") == stored_before + len(ids)
@@ -266,7 +266,7 @@ def test_a_changed_record_is_scored_afresh_never_served_from_memory(
     with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as client:
         before = profile(client, "7590-VHVEG")
         with client.app_state["database"].session() as session:
-            record = customer_repo.get_many(session, ["7590-VHVEG"])["7590-VHVEG"].record()
+            record = customer_repo.get_records(session.connection(), ["7590-VHVEG"])["7590-VHVEG"]
             customer_repo.upsert_many(session, [{**record, "contract": "Two year", "tenure": 30}])
         after = profile(client, "7590-VHVEG")
     assert after["churn"]["features_as_of"] > before["churn"]["features_as_of"]

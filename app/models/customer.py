@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,10 +39,6 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, doc="When the stored fields last changed: the age of the features a score used."
     )
-
-    def record(self) -> dict[str, Any]:
-        """The customer as an API record (field name -> value), the form the scorers read."""
-        return {name: getattr(self, name) for name in RECORD_FIELDS}
 
 
 # Every stored field, in file order: the record id and the features a model may read.

@@ -15,15 +15,6 @@ from app.models.base import utcnow
 from app.models.customer import FEATURE_FIELDS, RECORD_FIELDS
 from app.repositories.upsert import insert_for
 
-
-def get_many(session: Session, customer_ids: Iterable[str]) -> dict[str, Customer]:
-    ids = list(dict.fromkeys(customer_ids))
-    if not ids:
-        return {}
-    rows = session.scalars(select(Customer).where(Customer.customer_id.in_(ids)))
-    return {row.customer_id: row for row in rows}
-
-
 # What made a customer's profile scores: the customer, its record's updated_at, the churn and product versions.
 ScoresKey = tuple[str, datetime, int, int | None]
 
@@ -51,6 +42,15 @@ RECORD_COLUMNS = tuple(_CUSTOMERS.c[name] for name in RECORD_FIELDS)
 def record_of(values: Sequence[Any]) -> dict[str, Any]:
     """The API record (field name -> value) from the values of RECORD_COLUMNS, in order."""
     return dict(zip(RECORD_FIELDS, values, strict=True))
+
+
+def get_records(connection: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored records of these customers, by id (ids not in the store are left out)."""
+    ids = list(dict.fromkeys(customer_ids))
+    if not ids:
+        return {}
+    rows = connection.execute(select(*RECORD_COLUMNS).where(_CUSTOMERS.c.customer_id.in_(ids)))
+    return {record["customer_id"]: record for record in map(record_of, rows)}
 
 
 # Built once: the profile runs it on every call, and building a statement costs more than running it here.

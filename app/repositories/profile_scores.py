@@ -13,6 +13,8 @@ from app.repositories.upsert import insert_for
 
 _CUSTOMERS = Customer.__table__
 _SCORES = StoredProfileScores.__table__
+# Every customer, with its stored scores when it has any.
+_CUSTOMERS_AND_SCORES = _CUSTOMERS.outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id)
 
 
 def _stale(churn_version: int, products_version: int | None) -> ColumnElement[bool]:
@@ -27,9 +29,7 @@ def _stale(churn_version: int, products_version: int | None) -> ColumnElement[bo
 
 def count_stale(connection: Connection, churn_version: int, products_version: int | None) -> int:
     statement = (
-        select(func.count())
-        .select_from(_CUSTOMERS.outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id))
-        .where(_stale(churn_version, products_version))
+        select(func.count()).select_from(_CUSTOMERS_AND_SCORES).where(_stale(churn_version, products_version))
     )
     return connection.execute(statement).scalar_one()
 
@@ -40,7 +40,7 @@ def stale(
     """The next `limit` stale customers by id after `after`: (record, its updated_at)."""
     statement = (
         select(*RECORD_COLUMNS, _CUSTOMERS.c.updated_at)
-        .outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id)
+        .select_from(_CUSTOMERS_AND_SCORES)
         .where(and_(_CUSTOMERS.c.customer_id > after, _stale(churn_version, products_version)))
         .order_by(_CUSTOMERS.c.customer_id)
         .limit(limit)

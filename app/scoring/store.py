@@ -15,7 +15,6 @@ from typing import Any
 from app.concurrency import run_database
 from app.db import Database
 from app.errors import NotFound
-from app.models import Customer
 from app.repositories import customers as customer_repo
 from app.scoring.scorer import Scorer, id_problem
 
@@ -42,9 +41,9 @@ async def fill_from_store(
     unknown = []
     for row in incomplete:
         record = records[row]
-        customer = stored.get(str(record[ID_FIELD]))
-        if customer is not None:
-            filled[row] = {**customer.record(), **record}
+        stored_record = stored.get(str(record[ID_FIELD]))
+        if stored_record is not None:
+            filled[row] = {**stored_record, **record}
         elif not any(name in record for name in needed):
             unknown.append(row)
     if unknown:
@@ -61,9 +60,9 @@ async def fill_from_store(
     return filled
 
 
-def _read_customers(database: Database, ids: list[str]) -> dict[str, Customer]:
-    with database.session() as session:
-        return customer_repo.get_many(session, ids)
+def _read_customers(database: Database, ids: list[str]) -> dict[str, dict[str, Any]]:
+    with database.engine.connect() as connection:
+        return customer_repo.get_records(connection, ids)
 
 
 def _usable_id(value: Any) -> bool:
