@@ -19,10 +19,10 @@ from app.db import Database
 from app.errors import ModelNotLoaded
 from app.ingest import BatchDone, IngestReport, ingest_customers
 from app.prescore import BatchScored, prescore_profiles
-from app.scoring.churn import CHURN_MODEL
-from app.scoring.loaded import LoadedModels
-from app.scoring.products import PRODUCTS_MODEL
-from app.scoring.profile import products_scorer_of
+from app.scoring.customers.profile import products_scorer_of
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.use_cases.churn import CHURN_MODEL
+from app.scoring.use_cases.products import PRODUCTS_MODEL
 from app.settings import Settings
 from model_registry.registry import ModelRegistry
 from training.cli import app as clm

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.observability import request_id_var
 from app.prediction_log import RequestPredictions
-from app.scoring.loaded import LoadedModels
-from app.scoring.profile import ScoreMemo
-from app.scoring.shadow import ShadowScoring
+from app.scoring.customers.profile import ScoreMemo
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.shadow import ShadowScoring
 from app.settings import Settings
 
 

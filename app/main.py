@@ -16,10 +16,10 @@ from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.prediction_log import PredictionLog
 from app.routers import admin, churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
-from app.scoring.loaded import LoadedModels
-from app.scoring.profile import ScoreMemo
-from app.scoring.shadow import ShadowScoring
-from app.scoring.watcher import RegistryWatcher
+from app.scoring.customers.profile import ScoreMemo
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.shadow import ShadowScoring
+from app.scoring.runtime.watcher import RegistryWatcher
 from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
 

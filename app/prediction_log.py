@@ -28,7 +28,7 @@ from app.ids import UniqueIds
 from app.repositories import predictions
 
 if TYPE_CHECKING:
-    from app.scoring.scorer import Scorer
+    from app.scoring.runtime.scorer import Scorer
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from app.db import Database
 from app.repositories import profile_scores
-from app.scoring.profile import score_profiles
-from app.scoring.scorer import Scorer
+from app.scoring.customers.profile import score_profiles
+from app.scoring.runtime.scorer import Scorer
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from app.scoring.scorer import Scorer
+from app.scoring.runtime.scorer import Scorer
 from bench.run import DATA_DIR, churn_champion
 from model_registry.registry import CHAMPION
 from model_registry.settings import RegistrySettings

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.scoring.lifecycle import churn_reason, lifecycle_stage, next_best_action, purchase_intent, value_tier
+from app.scoring.customers.lifecycle import (
+    churn_reason,
+    lifecycle_stage,
+    next_best_action,
+    purchase_intent,
+    value_tier,
+)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from app.errors import error_response_doc
 from app.json_io import JsonRoute, results_response
 from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.churn import CHURN_AGREEMENT, CHURN_MODEL, churn_predictions, score_customers
-from app.scoring.store import fill_from_store
+from app.scoring.customers.store import fill_from_store
+from app.scoring.use_cases.churn import CHURN_AGREEMENT, CHURN_MODEL, churn_predictions, score_customers
 
 router = APIRouter(prefix="/v1/churn", tags=["churn"], dependencies=[ScoreScope], route_class=JsonRoute)
 

@@ -11,7 +11,7 @@ from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, ProfileMe
 from app.errors import error_response_doc
 from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
-from app.scoring.profile import build_profile, read_stored
+from app.scoring.customers.profile import build_profile, read_stored
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[ScoreScope])
 

@@ -11,7 +11,12 @@ from app.errors import error_response_doc
 from app.json_io import JsonRoute, results_response
 from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.diagnosis import DIAGNOSIS_MODEL, compare_findings, diagnose_listings, diagnosis_predictions
+from app.scoring.use_cases.diagnosis import (
+    DIAGNOSIS_MODEL,
+    compare_findings,
+    diagnose_listings,
+    diagnosis_predictions,
+)
 
 router = APIRouter(prefix="/v1", tags=["diagnosis"], dependencies=[ScoreScope], route_class=JsonRoute)
 

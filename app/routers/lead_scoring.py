@@ -11,7 +11,13 @@ from app.errors import error_response_doc
 from app.json_io import JsonRoute, results_response
 from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.leads import LEADS_AGREEMENT, lead_predictions, line_scorer, rank_leads, score_leads
+from app.scoring.use_cases.leads import (
+    LEADS_AGREEMENT,
+    lead_predictions,
+    line_scorer,
+    rank_leads,
+    score_leads,
+)
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[ScoreScope], route_class=JsonRoute)
 

@@ -8,7 +8,7 @@ from app.auth import ScoreScope
 from app.dependencies import ModelsDep
 from app.errors import error_response_doc
 from app.schemas.models import ModelsResponse
-from app.scoring.served import describe_served
+from app.scoring.runtime.served import describe_served
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ScoreScope])
 

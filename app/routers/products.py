@@ -13,8 +13,8 @@ from app.errors import error_response_doc
 from app.json_io import JsonRoute, results_response
 from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.products import PRODUCTS_MODEL, compare_offers, match_products, product_predictions
-from app.scoring.store import fill_from_store
+from app.scoring.customers.store import fill_from_store
+from app.scoring.use_cases.products import PRODUCTS_MODEL, compare_offers, match_products, product_predictions
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[ScoreScope], route_class=JsonRoute)
 

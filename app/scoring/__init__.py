@@ -1,1 +1,2 @@
-"""Use-case services (what each route does) and the loaded-model registry they score with."""
+"""Scoring, in three rooms: `runtime/` (loaded versions, reload, shadow), `use_cases/` (what each scoring route
+does, declared once each, and the pipeline they share), `customers/` (store, lifecycle rules, the profile)."""

@@ -21,9 +21,9 @@ from app.repositories import outcomes as outcome_repo
 from app.repositories import predictions as prediction_repo
 from app.repositories.predictions import ScoredOutcome
 from app.schemas.outcomes import QUALIFIER, OutcomeIn
-from app.scoring.churn import CHURN_MODEL
-from app.scoring.leads import LEADS_MODEL_PREFIX
-from app.scoring.products import PRODUCTS_MODEL
+from app.scoring.use_cases.churn import CHURN_MODEL
+from app.scoring.use_cases.leads import LEADS_MODEL_PREFIX
+from app.scoring.use_cases.products import PRODUCTS_MODEL
 
 CUSTOMER_CHURNED = "customer_churned"
 

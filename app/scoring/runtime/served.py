@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.scoring.loaded import LoadedModels
+from app.scoring.runtime.loaded import LoadedModels
 
 # Metadata shown elsewhere in the description, or only for the service's own use (the load check example).
 _NOT_SETTINGS = {"holdout", "check", "description", "use_case", "line"}

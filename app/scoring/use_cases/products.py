@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from app import metrics
 from app.prediction_log import Prediction
-from app.scoring.scorer import Scorer
+from app.scoring.runtime.scorer import Scorer
 from model_registry.catalogue import ProductCatalogue, hide_fields
 
 PRODUCTS_MODEL = "clm-products"

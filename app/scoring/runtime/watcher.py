@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 
-from app.scoring.loaded import LoadedModels
+from app.scoring.runtime.loaded import LoadedModels
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from app.errors import ModelNotLoaded, NotFound
 from app.prediction_log import RequestPredictions
 from app.repositories import customers as customer_repo
 from app.repositories.customers import ScoresKey, StoredCustomer
-from app.scoring import lifecycle
-from app.scoring.churn import CHURN_MODEL, churn_predictions, score_customers
-from app.scoring.loaded import LoadedModels
+from app.scoring.customers import lifecycle
 from app.scoring.outcomes import CUSTOMER_CHURNED
-from app.scoring.products import PRODUCTS_MODEL, match_products, product_predictions
-from app.scoring.scorer import Scorer
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.scorer import Scorer
+from app.scoring.use_cases.churn import CHURN_MODEL, churn_predictions, score_customers
+from app.scoring.use_cases.products import PRODUCTS_MODEL, match_products, product_predictions
 
 TOP_OFFERS = 3
 

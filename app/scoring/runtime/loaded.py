@@ -3,7 +3,7 @@
 Loading follows "load the new version before unloading the old one": a version is downloaded, loaded and
 checked against its stored example before it is swapped in; a failure leaves the old one serving.
 
-Every worker process holds its own LoadedModels and polls the registry itself (app/scoring/watcher.py), so all
+Every worker process holds its own LoadedModels and polls the registry itself (app/scoring/runtime/watcher.py), so all
 workers converge on what the aliases point to within one poll interval, with no coordination between them.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from app import metrics
 from app.errors import ModelNotLoaded, NotFound, RegistryUnreachableError, VersionRefusedError
-from app.scoring.scorer import Scorer
+from app.scoring.runtime.scorer import Scorer
 from model_registry.registry import CHALLENGER, ModelRegistry, RegistryUnavailable, VersionRef
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from typing import Any
 from fastapi import BackgroundTasks
 
 from app import metrics
-from app.scoring.loaded import LoadedModels
-from app.scoring.scorer import Scorer
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.scorer import Scorer
 
 log = logging.getLogger(__name__)
 

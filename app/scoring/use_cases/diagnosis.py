@@ -9,7 +9,7 @@ from typing import Any
 
 from app import metrics
 from app.prediction_log import Prediction
-from app.scoring.scorer import Scorer
+from app.scoring.runtime.scorer import Scorer
 from model_registry.diagnosis import Diagnoser
 
 DIAGNOSIS_MODEL = "clm-diagnosis"

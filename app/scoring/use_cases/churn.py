@@ -6,8 +6,8 @@ from typing import Any
 
 from app import metrics
 from app.prediction_log import Prediction
-from app.scoring.scorer import Scorer
-from app.scoring.shadow import compare_fields
+from app.scoring.runtime.scorer import Scorer
+from app.scoring.runtime.shadow import compare_fields
 from model_registry.grades import assign_risk_levels
 
 CHURN_MODEL = "clm-churn"

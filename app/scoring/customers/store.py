@@ -16,7 +16,7 @@ from app.concurrency import run_database
 from app.db import Database
 from app.errors import NotFound
 from app.repositories import customers as customer_repo
-from app.scoring.scorer import Scorer, id_problem
+from app.scoring.runtime.scorer import Scorer, id_problem
 
 ID_FIELD = "customer_id"
 

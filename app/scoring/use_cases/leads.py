@@ -13,9 +13,9 @@ import numpy.typing as npt
 from app import metrics
 from app.errors import NotFound
 from app.prediction_log import Prediction
-from app.scoring.loaded import LoadedModels
-from app.scoring.scorer import Scorer
-from app.scoring.shadow import compare_fields
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.scorer import Scorer
+from app.scoring.runtime.shadow import compare_fields
 from model_registry.grades import assign_grades, percentile_scores
 
 LEADS_MODEL_PREFIX = "clm-leads-"

@@ -1,0 +1,1 @@
+"""The serving runtime: loaded model versions (scorers), their reload from the registry, and shadow scoring."""
