@@ -18,6 +18,7 @@ from app.prediction_log import RequestPredictions
 from app.scoring.customers.profile import ScoreMemo
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.shadow import ShadowScoring
+from app.scoring.use_cases.pipeline import ScoringPipeline
 from app.settings import Settings
 
 
@@ -70,3 +71,20 @@ SessionDep = Annotated[Session, Depends(_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(_database)]
 PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]
 ProfileMemoDep = Annotated[ScoreMemo, Depends(_profile_memo)]
+
+
+async def _pipeline(request: Request) -> ScoringPipeline:
+    """The scoring pipeline bound to this request: one dependency for what every scoring route needs."""
+    state = request.state
+    request_id = request_id_var.get()
+    return ScoringPipeline(
+        models=state.models,
+        database=state.database,
+        shadow=state.shadow,
+        max_batch=state.settings.max_batch,
+        log=RequestPredictions(state.prediction_log, request.scope["route"].path, request_id),
+        request_id=request_id,
+    )
+
+
+PipelineDep = Annotated[ScoringPipeline, Depends(_pipeline)]

@@ -15,7 +15,7 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.prediction_log import PredictionLog
-from app.routers import admin, churn, customers, diagnosis, health, lead_scoring, models, outcomes, products
+from app.routers import admin, customers, health, models, outcomes, scoring
 from app.scoring.customers.profile import ScoreMemo
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.shadow import ShadowScoring
@@ -95,10 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         health.router,
-        churn.router,
-        lead_scoring.router,
-        products.router,
-        diagnosis.router,
+        scoring.router,
         models.router,
         admin.router,
         customers.router,

@@ -61,6 +61,12 @@ MODEL_LOAD_FAILURES = Counter(
     ["model", "version"],
 )
 SCORED_RECORDS = Counter("clm_scored_records_total", "Records scored", ["model", "version"])
+RECORD_FIELDS = Counter(
+    "clm_record_fields_total",
+    "Fields of scored records the model could not use: `unknown` (not its fields) or `missing` (its fields "
+    "absent or null); a rise says a client sends other names than the model's",
+    ["model", "version", "kind"],
+)
 CHURN_PROBABILITY = Histogram(
     "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
 )

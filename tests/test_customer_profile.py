@@ -87,7 +87,7 @@ def test_without_a_product_model_the_offers_part_says_so_and_the_rest_stands(
         body = profile(client, "7590-VHVEG")
     offers = body["offers"]
     assert offers["available"] is False
-    assert "clm-products" in offers["message"]
+    assert offers["message"].startswith("the default products line is not served")
     assert offers["models"] == []
     assert offers["recommendations"] == []
     assert offers["intent"] == "unknown"
@@ -242,7 +242,7 @@ def test_scores_stored_without_a_product_model_are_not_used_by_a_service_that_ha
     load_demo_customers(database_url, data_dir)
     result = score_customers_cli(registry, database_url, '["clm-churn"]')
     assert result.exit_code == 0, result.output
-    assert "scoring without offers: clm-products is not served here" in result.output
+    assert "scoring without offers: the default products line is not served" in result.output
     settings = make_settings(registry, ["clm-churn", "clm-products"], database_url=database_url)
     with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as client:
         stored_before = scores_from("stored")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from app.schemas.common import ApiRecord, Factor, RecordId, ScoringResponse
+from app.schemas.common import ApiRecord, Factor, RecordCheck, RecordId, ScoringRequest, ScoringResponse
 
 TELCO_EXAMPLE: ApiRecord = {
     "customer_id": "7590-VHVEG",
@@ -32,10 +32,11 @@ TELCO_EXAMPLE: ApiRecord = {
 }
 
 
-class ChurnRequest(BaseModel):
+class ChurnRequest(ScoringRequest):
     customers: list[ApiRecord] = Field(
         min_length=1,
-        description="Telco customer records with API field names, or only the `customer_id` of a stored customer: "
+        description="Customer records with the line's API field names (the Telco line by default), or only the "
+        "`customer_id` of a stored customer: "
         "fields not sent come from the customer store (fields sent win); missing fields score as missing.",
         examples=[[TELCO_EXAMPLE], [{"customer_id": "7590-VHVEG"}]],
     )
@@ -46,7 +47,7 @@ class ChurnRequest(BaseModel):
     )
 
 
-class ChurnResult(BaseModel):
+class ChurnResult(RecordCheck):
     customer_id: RecordId
     churn_probability: float = Field(ge=0, le=1)
     risk_level: Literal["high", "medium", "low"]

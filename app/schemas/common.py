@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 RecordId = str | int | None
 ApiRecord = dict[str, Any]
@@ -44,3 +44,36 @@ class Factor(BaseModel):
 class ScoringResponse(BaseModel):
     model: ModelRef
     request_id: str
+
+
+class ScoringRequest(BaseModel):
+    """What every scoring body may carry besides its records. Options a route does not know are a 422 (a
+    misspelled `explian` must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The line whose model scores (GET /v1/models lists each model's use case and line); "
+        "absent: the use case's default line.",
+    )
+    strict: bool = Field(
+        default=False,
+        strict=True,
+        description="true: a field the model does not know is a 422 naming it, instead of being listed in "
+        "the result's unknown_fields.",
+    )
+
+
+class RecordCheck(BaseModel):
+    """What the model could not use in the record it scored."""
+
+    unknown_fields: list[str] = Field(
+        description="Fields of the record the model does not know (ignored), e.g. a column under its data "
+        "set's name instead of its API name."
+    )
+    missing_fields: list[str] = Field(
+        description="The model's fields that were absent or null: scored as missing values."
+    )

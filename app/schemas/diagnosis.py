@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import ApiRecord, RecordId, ScoringResponse
+from app.schemas.common import ApiRecord, RecordCheck, RecordId, ScoringRequest, ScoringResponse
 
 LISTING_EXAMPLE: ApiRecord = {
     "product_id": "58940d436a0d3d5da4e95a38",
@@ -29,7 +29,7 @@ LISTING_EXAMPLE: ApiRecord = {
 }
 
 
-class DiagnosisRequest(BaseModel):
+class DiagnosisRequest(ScoringRequest):
     listings: list[ApiRecord] = Field(
         min_length=1,
         description="Marketplace listings with API field names (the data set's columns); missing fields score as "
@@ -52,7 +52,7 @@ class Gap(BaseModel):
     message: str = Field(description="For a rep to read out")
 
 
-class DiagnosisResult(BaseModel):
+class DiagnosisResult(RecordCheck):
     product_id: RecordId
     segment: str = Field(description="The peer group benchmarked against, e.g. 'dresses, price 6-10'")
     segment_fallback: str | None = Field(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from app.schemas.common import ApiRecord, Factor, ScoringResponse
+from app.schemas.common import ApiRecord, Factor, RecordCheck, ScoringRequest, ScoringResponse
 
 INBOUND_EXAMPLE: ApiRecord = {
     "lead_number": 660737,
@@ -22,8 +22,8 @@ INBOUND_EXAMPLE: ApiRecord = {
 }
 
 
-class LeadsRequest(BaseModel):
-    line: str = Field(
+class LeadsRequest(ScoringRequest):
+    line: str = Field(  # type: ignore[assignment]  # leads have no default line
         min_length=1,
         max_length=64,
         description="The lead line whose model scores the leads: inbound or outbound (GET /v1/models lists "
@@ -52,7 +52,7 @@ class RankRequest(LeadsRequest):
     )
 
 
-class LeadResult(BaseModel):
+class LeadResult(RecordCheck):
     """One scored lead. It also echoes the lead's ID under the line's ID field (lead_number for inbound,
     contact_id for outbound), so a line added later keeps its own ID name."""
 
@@ -85,7 +85,7 @@ class LeadsResponse(ScoringResponse):
 
 class RankResponse(ScoringResponse):
     results: list[RankedLead] = Field(
-        description="The pool, best first, cut to top_k: by conversion probability, highest first (so by "
-        "score; the unrounded probability orders leads that share a score), and leads with exactly the same "
-        "probability in request order."
+        description="The pool, best first, cut to top_k: by conversion probability as returned, highest first "
+        "(so by score; the probability orders leads that share a score), and leads with the same probability "
+        "in request order."
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from app.schemas.churn import TELCO_EXAMPLE
-from app.schemas.common import ApiRecord, Factor, RecordId, ScoringResponse
+from app.schemas.common import ApiRecord, Factor, RecordCheck, RecordId, ScoringRequest, ScoringResponse
 
 MAX_TOP_N = 10
 
 
-class ProductMatchRequest(BaseModel):
+class ProductMatchRequest(ScoringRequest):
     customers: list[ApiRecord] = Field(
         min_length=1,
         description=(
@@ -44,7 +44,7 @@ class Recommendation(BaseModel):
     )
 
 
-class ProductMatchResult(BaseModel):
+class ProductMatchResult(RecordCheck):
     customer_id: RecordId
     recommendations: list[Recommendation] = Field(
         description="Products the customer lacks and may buy, highest propensity first; empty if none."

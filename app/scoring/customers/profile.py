@@ -22,8 +22,8 @@ from app.scoring.customers import lifecycle
 from app.scoring.outcomes import CUSTOMER_CHURNED
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.scorer import Scorer
-from app.scoring.use_cases.churn import CHURN_MODEL, churn_predictions, score_customers
-from app.scoring.use_cases.products import PRODUCTS_MODEL, match_products, product_predictions
+from app.scoring.use_cases.churn import churn_predictions, score_customers
+from app.scoring.use_cases.products import match_products, product_predictions
 
 TOP_OFFERS = 3
 
@@ -76,7 +76,7 @@ def read_stored(database: Database, customer_id: str) -> StoredCustomer:
 def build_profile(
     stored: StoredCustomer, models: LoadedModels, memo: ScoreMemo, log_predictions: RequestPredictions
 ) -> dict[str, Any]:
-    churn_scorer = models.get(CHURN_MODEL)
+    churn_scorer = models.for_line("churn", None)
     products_scorer, no_offers_reason = products_scorer_of(models)
     record = stored.record
     updated_at = stored.updated_at
@@ -160,11 +160,9 @@ def build_profile(
 
 def products_scorer_of(models: LoadedModels) -> tuple[Scorer | None, str | None]:
     """The product scorer, or why there is none: the offers part then says so and the rest stands."""
-    if PRODUCTS_MODEL not in models.names:
-        return None, f"{PRODUCTS_MODEL} is not served here (see CLM_MODELS)"
     try:
-        return models.get(PRODUCTS_MODEL), None
-    except ModelNotLoaded as exc:
+        return models.for_line("products", None), None
+    except (ModelNotLoaded, NotFound) as exc:
         return None, exc.message
 
 

@@ -61,6 +61,9 @@ class LoadedModels:
         self._scorers: dict[tuple[str, str], Scorer] = {}
         self._known: dict[tuple[str, str], VersionRef | None] = {}
         self._refused: dict[tuple[str, int], Refusal] = {}
+        # (use case, line) -> the model serving it, from each loaded version's own metadata: the default line of
+        # a use case is line None. A line is known once its model has loaded.
+        self._lines: dict[tuple[str, str | None], str] = {}
         # Writers (the poller and admin reloads) take turns, so a version is never loaded twice at once.
         self._sync_lock = threading.Lock()
 
@@ -76,6 +79,32 @@ class LoadedModels:
         if scorer is None:
             raise ModelNotLoaded(f"no version of {name} is loaded yet; see /readyz")
         return scorer
+
+    def for_line(self, use_case: str, line: str | None) -> Scorer:
+        """The scorer of a use case's line (None: the default line). An unknown line is a 404 naming the lines
+        served; a line whose model is configured but not loaded yet is a 503."""
+        name = self._lines.get((use_case, line))
+        if name is not None:
+            return self.get(name)
+        not_loaded = self.missing()
+        if not_loaded:
+            raise ModelNotLoaded(
+                f"{_line_label(use_case, line)} is not loaded; still loading: {', '.join(not_loaded)} (see /readyz)"
+            )
+        lines = self.lines(use_case)
+        served = ", ".join(str(known) for known in lines if known is not None) or "none"
+        default = " (and the default line, without `line`)" if None in lines else ""
+        message = f"{_line_label(use_case, line)} is not served; lines served: {served}{default}"
+        raise NotFound(message, [{"path": "line", "message": message}])
+
+    def lines(self, use_case: str) -> list[str | None]:
+        """The lines of a use case served here, the default (None) first."""
+        lines = [line for (case, line) in self._lines if case == use_case]
+        return sorted(lines, key=lambda line: (line is not None, line or ""))
+
+    def line_of(self, name: str) -> tuple[str, str | None] | None:
+        """The (use case, line) a loaded model serves."""
+        return next((key for key, served in self._lines.items() if served == name), None)
 
     def all(self) -> list[Scorer]:
         return [
@@ -229,6 +258,8 @@ class LoadedModels:
     def _swap(self, key: tuple[str, str], scorer: Scorer, previous: Scorer | None) -> None:
         name, alias = key
         self._scorers[key] = scorer
+        if alias == self.alias:
+            self._lines[(scorer.metadata.get("use_case", name), scorer.metadata.get("line"))] = name
         # The old scorer is freed (its boosters with it) once the requests still holding it are done.
         if previous is not None:
             metrics.MODEL_INFO.remove(name, str(previous.version), alias)
@@ -248,6 +279,10 @@ class LoadedModels:
         if previous is not None:
             metrics.MODEL_INFO.remove(key[0], str(previous.version), key[1])
             log.info("unloaded %s version %d (%s): the alias is gone", key[0], previous.version, key[1])
+
+
+def _line_label(use_case: str, line: str | None) -> str:
+    return f"the default {use_case} line" if line is None else f"{use_case} line {line!r}"
 
 
 def _holdout_tags(tags: dict[str, str]) -> dict[str, float]:

@@ -6,13 +6,13 @@ from typing import Any
 
 from app import metrics
 from app.prediction_log import Prediction
+from app.schemas.churn import ChurnRequest, ChurnResponse
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.runtime.shadow import compare_fields
+from app.scoring.use_cases.base import UseCase
 from model_registry.grades import assign_risk_levels
 
 CHURN_MODEL = "clm-churn"
-# How shadow scoring compares the champion's and the challenger's result for one customer.
-CHURN_AGREEMENT = compare_fields("churn_probability", "risk_level")
 
 
 def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bool) -> list[dict[str, Any]]:
@@ -36,3 +36,20 @@ def score_customers(scorer: Scorer, customers: list[dict[str, Any]], explain: bo
 def churn_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
     """What the prediction log keeps of each result."""
     return [Prediction(r["customer_id"], r["churn_probability"], r["risk_level"]) for r in results]
+
+
+CHURN = UseCase(
+    name="churn",
+    path="/v1/churn/score",
+    operation_id="score_churn",
+    summary="Churn probability, risk level and reasons for a batch of customers",
+    description="Score 1–1,000 customers of a churn line (whole records, or stored customers by "
+    "`customer_id`); results in request order.",
+    request=ChurnRequest,
+    response=ChurnResponse,
+    records_field="customers",
+    score=lambda scorer, customers, body: score_customers(scorer, customers, body.explain),
+    predictions=lambda _, results: churn_predictions(results),
+    compare=compare_fields("churn_probability", "risk_level"),
+    from_store=True,
+)

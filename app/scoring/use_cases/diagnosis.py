@@ -9,10 +9,10 @@ from typing import Any
 
 from app import metrics
 from app.prediction_log import Prediction
+from app.schemas.diagnosis import DiagnosisRequest, DiagnosisResponse
 from app.scoring.runtime.scorer import Scorer
+from app.scoring.use_cases.base import UseCase
 from model_registry.diagnosis import Diagnoser
-
-DIAGNOSIS_MODEL = "clm-diagnosis"
 
 
 def compare_findings(champion: dict[str, Any], challenger: dict[str, Any]) -> tuple[list[float], bool]:
@@ -43,3 +43,19 @@ def diagnose_listings(scorer: Scorer, listings: list[dict[str, Any]]) -> list[di
 def diagnosis_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
     """What the prediction log keeps of each listing diagnosed: its effect probability."""
     return [Prediction(r["product_id"], r["effect_probability"]) for r in results]
+
+
+DIAGNOSIS = UseCase(
+    name="diagnosis",
+    path="/v1/diagnosis",
+    operation_id="diagnose_listings",
+    summary="Gaps of marketplace listings against the top performers of their segment",
+    description="Diagnose 1–1,000 listings with the line's champion effect model; results in request order, "
+    "gaps biggest first.",
+    request=DiagnosisRequest,
+    response=DiagnosisResponse,
+    records_field="listings",
+    score=lambda scorer, listings, _: diagnose_listings(scorer, listings),
+    predictions=lambda _, results: diagnosis_predictions(results),
+    compare=compare_findings,
+)

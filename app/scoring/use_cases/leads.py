@@ -1,6 +1,6 @@
 """Lead scoring: conversion probability, a 0-100 score, a grade by the version's own cut-offs, reasons, and
-the ranked pool. Each lead line is its own registered model, `clm-leads-<line>`; the lines served are the
-configured models with that prefix, so a new line needs a spec, a training run and a configuration entry."""
+the ranked pool. Each lead line is its own registered model (`clm-leads-<line>` for the packaged ones); leads
+have no default line, so every request names one."""
 
 from __future__ import annotations
 
@@ -11,39 +11,15 @@ import numpy as np
 import numpy.typing as npt
 
 from app import metrics
-from app.errors import NotFound
 from app.prediction_log import Prediction
-from app.scoring.runtime.loaded import LoadedModels
+from app.schemas.leads import LeadsRequest, LeadsResponse, RankRequest, RankResponse
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.runtime.shadow import compare_fields
+from app.scoring.use_cases.base import UseCase
 from model_registry.grades import assign_grades, percentile_scores
 
 LEADS_MODEL_PREFIX = "clm-leads-"
-# How shadow scoring compares the champion's and the challenger's result for one lead.
-LEADS_AGREEMENT = compare_fields("conversion_probability", "grade")
 log = logging.getLogger(__name__)
-
-
-def lead_model(line: str) -> str:
-    return LEADS_MODEL_PREFIX + line
-
-
-def served_lines(models: LoadedModels) -> list[str]:
-    return sorted(
-        name.removeprefix(LEADS_MODEL_PREFIX) for name in models.names if name.startswith(LEADS_MODEL_PREFIX)
-    )
-
-
-def line_scorer(models: LoadedModels, line: str) -> Scorer:
-    """The scorer of a served line: 404 naming the served lines when it is not one, 503 while not loaded."""
-    lines = served_lines(models)
-    if line not in lines:
-        served = ", ".join(lines) or "none"
-        raise NotFound(
-            f"unknown lead line; lines served here: {served}",
-            [{"path": "line", "message": f"must be one of: {served}"}],
-        )
-    return models.get(lead_model(line))
 
 
 def score_leads(scorer: Scorer, leads: list[dict[str, Any]], explain: bool) -> list[dict[str, Any]]:
@@ -59,29 +35,24 @@ def score_leads(scorer: Scorer, leads: list[dict[str, Any]], explain: bool) -> l
 
 
 def rank_leads(
-    scorer: Scorer, leads: list[dict[str, Any]], explain: bool, top_k: int | None
+    scorer: Scorer,
+    leads: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    explain: bool,
+    top_k: int | None,
 ) -> list[dict[str, Any]]:
     """The pool best first, cut to `top_k`, each with its rank. Ties in probability keep request order (a
     stable sort), so the same pool always ranks the same way; only the kept leads are explained."""
-    probabilities, _ = scorer.score(leads, "leads", explain=False)
-    scores, grades = _grade(scorer, probabilities)
-    order = np.argsort(-probabilities, kind="stable")[:top_k].tolist()
-    kept = [leads[i] for i in order]
+    order = sorted(range(len(results)), key=lambda row: -results[row]["conversion_probability"])[:top_k]
+    kept = [leads[row] for row in order]
     factors = scorer.top_factors(scorer.encode(kept, "leads"), kept) if explain else None
-    return [
-        {
-            **_result(
-                scorer,
-                leads[i],
-                float(probabilities[i]),
-                int(scores[i]),
-                str(grades[i]),
-                factors[position] if factors is not None else None,
-            ),
-            "rank": position + 1,
-        }
-        for position, i in enumerate(order)
-    ]
+    ranked = []
+    for position, row in enumerate(order):
+        result = {**results[row], "rank": position + 1}
+        if factors is not None:
+            result["top_factors"] = factors[position]
+        ranked.append(result)
+    return ranked
 
 
 def _grade(
@@ -125,3 +96,33 @@ def _result(
 def lead_predictions(scorer: Scorer, results: list[dict[str, Any]]) -> list[Prediction]:
     """What the prediction log keeps of each lead scored (or ranked): its conversion probability and grade."""
     return [Prediction(r[scorer.id_field], r["conversion_probability"], r["grade"]) for r in results]
+
+
+LEADS = UseCase(
+    name="leads",
+    path="/v1/leads/score",
+    operation_id="score_leads",
+    summary="Conversion probability, score, grade and reasons for a batch of leads of one line",
+    description="Score 1–1,000 leads with the line's champion model; results come in request order.",
+    request=LeadsRequest,
+    response=LeadsResponse,
+    records_field="leads",
+    score=lambda scorer, leads, body: score_leads(scorer, leads, body.explain),
+    predictions=lead_predictions,
+    compare=compare_fields("conversion_probability", "grade"),
+)
+
+LEAD_RANKING = UseCase(
+    name="leads",
+    path="/v1/leads/rank",
+    operation_id="rank_leads",
+    summary="Rank a pool of leads of one line, best first, with score, grade and reasons",
+    description="Rank 1–1,000 leads by conversion probability (ties in request order) and return the best "
+    "top_k.",
+    request=RankRequest,
+    response=RankResponse,
+    records_field="leads",
+    score=lambda scorer, leads, _: score_leads(scorer, leads, explain=False),
+    arrange=lambda scorer, leads, results, body: rank_leads(scorer, leads, results, body.explain, body.top_k),
+    predictions=lead_predictions,  # the top_k returned: the scores served
+)

@@ -15,7 +15,9 @@ import numpy.typing as npt
 
 from app import metrics
 from app.prediction_log import Prediction
+from app.schemas.products import ProductMatchRequest, ProductMatchResponse
 from app.scoring.runtime.scorer import Scorer
+from app.scoring.use_cases.base import UseCase
 from model_registry.catalogue import ProductCatalogue, hide_fields
 
 PRODUCTS_MODEL = "clm-products"
@@ -111,3 +113,20 @@ def product_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
         for result in results
         for offer in result["recommendations"]
     ]
+
+
+PRODUCTS = UseCase(
+    name="products",
+    path="/v1/products/match",
+    operation_id="match_products",
+    summary="The best add-on offers for a batch of customers, with reasons",
+    description="Rank the products each customer lacks and may buy (whole records or stored ids); in request "
+    "order.",
+    request=ProductMatchRequest,
+    response=ProductMatchResponse,
+    records_field="customers",
+    score=lambda scorer, customers, body: match_products(scorer, customers, body.top_n, body.explain),
+    predictions=lambda _, results: product_predictions(results),
+    compare=compare_offers,
+    from_store=True,
+)

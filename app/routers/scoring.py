@@ -1,0 +1,50 @@
+"""The scoring routes: one per registered use case (app/scoring/use_cases/registry.py), each running the one
+pipeline. A route validates its body against the use case's request schema and delegates; nothing else."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Response
+
+from app.auth import ScoreScope
+from app.dependencies import PipelineDep
+from app.errors import error_response_doc
+from app.json_io import JsonRoute
+from app.scoring.use_cases.base import UseCase
+from app.scoring.use_cases.registry import USE_CASES
+
+router = APIRouter(dependencies=[ScoreScope], route_class=JsonRoute)
+
+
+def _route(use_case: UseCase) -> Any:
+    async def score(body: Any, pipeline: Any, background: BackgroundTasks) -> Response:
+        return await pipeline.run(use_case, body, background)
+
+    # FastAPI reads the body's schema from the signature: each route gets its use case's request model.
+    score.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=use_case.request),
+            inspect.Parameter("pipeline", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PipelineDep),
+            inspect.Parameter(
+                "background", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=BackgroundTasks
+            ),
+        ],
+        return_annotation=Response,
+    )
+    score.__doc__ = use_case.description
+    return score
+
+
+for _use_case in USE_CASES:
+    router.add_api_route(
+        _use_case.path,
+        _route(_use_case),
+        methods=["POST"],
+        response_model=_use_case.response,
+        summary=_use_case.summary,
+        operation_id=_use_case.operation_id,
+        tags=[_use_case.tag],
+        responses=error_response_doc(401, 403, 404, 413, 422, 503),
+    )

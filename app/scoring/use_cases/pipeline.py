@@ -1,0 +1,70 @@
+"""The scoring pipeline: the steps every scoring route shares, written once (KServe's `Model.__call__` shape).
+
+For a request of a use case: check the batch size, take the scorer of the requested line, complete stored
+customers from the store, check what each record holds against the model's fields, score where
+app/concurrency.py says, arrange (a ranking), log the predictions, maybe shadow-score after the response, and
+answer with the version that scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import BackgroundTasks, Response
+
+from app.concurrency import run_scoring
+from app.db import Database
+from app.json_io import results_response
+from app.prediction_log import RequestPredictions
+from app.scoring.batches import check_batch_size
+from app.scoring.customers.store import fill_from_store
+from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.scorer import Scorer
+from app.scoring.runtime.shadow import ShadowScoring
+from app.scoring.use_cases.base import Record, Result, UseCase, check_records
+
+
+@dataclass(frozen=True)
+class ScoringPipeline:
+    models: LoadedModels
+    database: Database
+    shadow: ShadowScoring
+    max_batch: int
+    log: RequestPredictions
+    request_id: str
+
+    async def run(self, use_case: UseCase, body: Any, background: BackgroundTasks) -> Response:
+        field = use_case.records_field
+        records: list[Record] = getattr(body, field)
+        check_batch_size(records, self.max_batch, field)
+        scorer = self.models.for_line(use_case.name, body.line)
+        if use_case.from_store:
+            records = await fill_from_store(self.database, records, scorer, field)
+        checks = check_records(scorer, records, field, body.strict)
+        results = await run_scoring(len(records), lambda: _score(use_case, scorer, records, checks, body))
+        self.log(scorer, use_case.predictions(scorer, results))
+        if use_case.compare is not None:
+            # The challenger's results are compared, never returned: no reasons needed.
+            options = (
+                body.model_copy(update={"explain": False}) if "explain" in type(body).model_fields else body
+            )
+            self.shadow.after_response(
+                background,
+                scorer,
+                results,
+                lambda challenger: use_case.score(challenger, records, options),
+                use_case.compare,
+            )
+        return results_response(scorer.ref, self.request_id, results)
+
+
+def _score(
+    use_case: UseCase, scorer: Scorer, records: list[Record], checks: list[Result], body: Any
+) -> list[Result]:
+    results = use_case.score(scorer, records, body)
+    for result, check in zip(results, checks, strict=True):
+        result.update(check)
+    if use_case.arrange is not None:
+        results = use_case.arrange(scorer, records, results, body)
+    return results
