@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.db import Database
 from app.errors import install_error_handlers
 from app.observability import ObservabilityMiddleware, configure_logging
+from app.openapi import TypedOpenApi
 from app.prediction_log import PredictionLog
 from app.routers import admin, customers, health, models, outcomes, scoring
 from app.scoring.customers.profile import ScoreMemo
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    openapi: TypedOpenApi
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             load_challengers=settings.shadow_enabled,
         )
         await run_in_threadpool(loaded.load_all)
+        openapi.models = loaded
         shadow = ShadowScoring(
             loaded,
             enabled=settings.shadow_enabled,
@@ -91,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "XGBoost models.",
         lifespan=lifespan,
     )
+    openapi = TypedOpenApi(app.openapi)
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
     for router in (

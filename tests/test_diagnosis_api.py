@@ -109,7 +109,9 @@ def test_outcomes_neither_change_the_score_nor_become_gaps(
         {**listing, "rating_count": 100000, "units_sold": 100000, "rating": 5.0} for listing in listings
     ]
     # The outcome columns are unknown to the model: listed as such, and nothing else differs.
-    plain = [{k: v for k, v in r.items() if k != "unknown_fields"} for r in diagnose(diagnosis_client, without)]
+    plain = [
+        {k: v for k, v in r.items() if k != "unknown_fields"} for r in diagnose(diagnosis_client, without)
+    ]
     with_outcomes = diagnose(diagnosis_client, inflated)
     assert plain == [{k: v for k, v in r.items() if k != "unknown_fields"} for r in with_outcomes]
     assert all({"rating", "rating_count", "units_sold"} <= set(r["unknown_fields"]) for r in with_outcomes)

@@ -13,13 +13,14 @@ from app.dependencies import PipelineDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute
 from app.scoring.use_cases.base import UseCase
+from app.scoring.use_cases.pipeline import ScoringPipeline
 from app.scoring.use_cases.registry import USE_CASES
 
 router = APIRouter(dependencies=[ScoreScope], route_class=JsonRoute)
 
 
 def _route(use_case: UseCase) -> Any:
-    async def score(body: Any, pipeline: Any, background: BackgroundTasks) -> Response:
+    async def score(body: Any, pipeline: ScoringPipeline, background: BackgroundTasks) -> Response:
         return await pipeline.run(use_case, body, background)
 
     # FastAPI reads the body's schema from the signature: each route gets its use case's request model.

@@ -23,7 +23,7 @@ INBOUND_EXAMPLE: ApiRecord = {
 
 
 class LeadsRequest(ScoringRequest):
-    line: str = Field(  # type: ignore[assignment]  # leads have no default line
+    line: str = Field(  # leads have no default line: required
         min_length=1,
         max_length=64,
         description="The lead line whose model scores the leads: inbound or outbound (GET /v1/models lists "

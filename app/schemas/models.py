@@ -32,6 +32,11 @@ class ServedModel(BaseModel):
     name: str
     version: int
     alias: str
+    use_case: str = Field(description="The use case it scores: churn, leads, products, diagnosis")
+    line: str | None = Field(
+        description="The line of the use case it serves: the `line` a scoring body names; null for the "
+        "default line (bodies without `line`)"
+    )
     loaded_at: datetime
     description: str = ""
     holdout_metrics: dict[str, float] = Field(description="Figures on the fixed holdout (EVALUATION.md)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.scoring.runtime.loaded import LoadedModels
+from app.scoring.runtime.scorer import MAX_ID_LENGTH, Scorer
+from model_registry.record_schema import record_schema
 
 # Metadata shown elsewhere in the description, or only for the service's own use (the load check example).
 _NOT_SETTINGS = {"holdout", "check", "description", "use_case", "line"}
@@ -16,6 +18,8 @@ def describe_served(models: LoadedModels) -> list[dict[str, Any]]:
             "name": scorer.name,
             "version": scorer.version,
             "alias": scorer.alias,
+            "use_case": scorer.metadata.get("use_case", scorer.name),
+            "line": scorer.metadata.get("line"),
             "loaded_at": scorer.loaded_at,
             "description": scorer.metadata.get("description", ""),
             "holdout_metrics": {
@@ -28,3 +32,12 @@ def describe_served(models: LoadedModels) -> list[dict[str, Any]]:
         }
         for scorer in models.all()
     ]
+
+
+def record_schema_of(scorer: Scorer) -> dict[str, Any]:
+    """The JSON Schema of one record of the served version, from its feature contract."""
+    use_case, line = scorer.metadata.get("use_case", scorer.name), scorer.metadata.get("line")
+    title = f"{scorer.name} version {scorer.version}: one {use_case} record" + (
+        f", line {line}" if line else ""
+    )
+    return record_schema(scorer.bundle.contract, title, scorer.metadata.get("description", ""), MAX_ID_LENGTH)
