@@ -130,3 +130,12 @@ def test_train_takes_a_use_case_or_a_spec_file_not_both(tmp_path: Path, data_dir
     assert "name a use case" in neither.output
     assert both.exit_code == 2
     assert "not both" in both.output
+
+
+def test_a_kind_training_does_not_know_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    (tmp_path / "odd.toml").write_text(
+        card_spec_text(line="gold", registered_model="clm-churn-gold", kind="survival")
+    )
+
+    with pytest.raises(SpecError, match="unknown kind 'survival'; known: binary, products, diagnosis"):
+        all_specs(tmp_path)

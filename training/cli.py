@@ -14,11 +14,9 @@ from pydantic_settings import SettingsConfigDict
 from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
-from training import lifecycle
-from training.binary import train_binary
-from training.diagnosis import train_diagnosis
-from training.lifecycle import GateSettings
-from training.products import train_products
+from training import promotion
+from training.kinds import kind_of
+from training.promotion import GateSettings
 from training.spec import ModelSpec, SpecError, find_spec, load_spec, spec_files
 
 app = typer.Typer(
@@ -45,11 +43,8 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
-    trainers = {"binary": train_binary, "products": train_products, "diagnosis": train_diagnosis}
-    trainer = trainers.get(spec.kind)
-    if trainer is None:
-        raise typer.BadParameter(f"model kind {spec.kind!r} has no trainer yet")
-    ref, figures = trainer(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
+    train = kind_of(spec).train
+    ref, figures = train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
     aliases = ", ".join(ref.aliases) or "no alias"
     typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout ROC AUC {figures['roc_auc']:.4f}")
 
@@ -158,8 +153,8 @@ def promote(
     margins.update({figure: margin for figure, margin in overrides.items() if margin is not None})
     registry = _registry(settings)
     try:
-        result = lifecycle.promote(registry, spec, settings.data_dir, margins, version=version, force=force)
-    except lifecycle.LifecycleError as exc:
+        result = promotion.promote(registry, spec, settings.data_dir, margins, version=version, force=force)
+    except promotion.PromotionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _print_gate(result)
@@ -175,8 +170,8 @@ def rollback(
     """Put the previous champion back, as the champion history records it (no gate: it served before)."""
     name = _registered_name(use_case, line, TrainingSettings())
     try:
-        demoted, restored = lifecycle.rollback(_registry(TrainingSettings()), name)
-    except lifecycle.LifecycleError as exc:
+        demoted, restored = promotion.rollback(_registry(TrainingSettings()), name)
+    except promotion.PromotionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{name}: champion is version {restored} again (was version {demoted})")
@@ -211,7 +206,7 @@ def models_history(
         typer.echo(f"  note: champion is version {current.version}, moved outside clm (not in this history)")
 
 
-def _print_gate(result: lifecycle.GateResult) -> None:
+def _print_gate(result: promotion.GateResult) -> None:
     rows = int(result.candidate_figures.get("rows", 0))
     if result.champion is None:
         typer.echo(f"{result.name}: no champion to compare with; version {result.candidate} is champion now")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_registry.derived import Derivation
 
@@ -95,7 +95,9 @@ class ModelSpec(_Strict):
         description="For use cases with several lines; the spec without a line is the use case's default.",
     )
     registered_model: str
-    kind: Literal["binary", "products", "diagnosis"] = "binary"
+    kind: str = Field(
+        default="binary", description="A kind of training.kinds.KINDS: binary, products, diagnosis."
+    )
     description: str
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -104,6 +106,16 @@ class ModelSpec(_Strict):
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Settings of the kind (products, segments)."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        # Imported here, not at the top: the kinds import their trainers, which import this module.
+        from training.kinds import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        return kind
 
     @property
     def key(self) -> str:
