@@ -155,7 +155,7 @@ def publish_copy(registry: ModelRegistry, bundle: ModelBundle, spec: ModelSpec |
 
 @dataclass(frozen=True)
 class ChurnLineup:
-    """A registry holding churn versions for the lifecycle tests; each test works on its own copy of it."""
+    """A registry holding churn versions for the promotion tests; each test works on its own copy of it."""
 
     registry: ModelRegistry  # champion: good, no challenger
     good: int  # the session's churn model

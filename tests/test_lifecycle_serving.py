@@ -29,7 +29,7 @@ from tests.conftest import (
     publish_copy,
 )
 from tests.test_churn_api import CUSTOMER
-from training import lifecycle
+from training import promotion
 from training.spec import find_spec
 
 CHURN = "clm-churn"
@@ -122,15 +122,15 @@ def test_promoting_and_rolling_back_under_load_change_the_served_version_with_no
     weak, good = churn_lineup.weak, churn_lineup.good
     lineup_registry.set_alias(CHURN, CHAMPION, weak)
     lineup_registry.set_alias(CHURN, CHALLENGER, good)
-    margins = lifecycle.GateSettings().margins()
+    margins = promotion.GateSettings().margins()
     with serving(lineup_registry, reload_interval_seconds=FAST_POLL) as client, SteadyLoad(client) as load:
         wait_for(lambda: load.every_thread_sees(weak), "the first answers")
 
-        result = lifecycle.promote(lineup_registry, find_spec("churn"), data_dir, margins)
+        result = promotion.promote(lineup_registry, find_spec("churn"), data_dir, margins)
         assert result.decision == "promoted"
         wait_for(lambda: load.every_thread_sees(good), "the promoted version to serve")
 
-        assert lifecycle.rollback(lineup_registry, CHURN) == (good, weak)
+        assert promotion.rollback(lineup_registry, CHURN) == (good, weak)
         wait_for(lambda: load.every_thread_sees(weak), "the rolled-back version to serve")
 
     assert load.failures == []

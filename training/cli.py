@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import Field
@@ -14,12 +14,10 @@ from pydantic_settings import SettingsConfigDict
 from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
-from training import lifecycle
-from training.binary import train_binary
-from training.diagnosis import train_diagnosis
-from training.lifecycle import GateSettings
-from training.products import train_products
-from training.spec import ModelSpec, all_specs, find_spec
+from training import promotion
+from training.kinds import kind_of
+from training.promotion import GateSettings
+from training.spec import ModelSpec, SpecError, find_spec, load_spec, spec_files
 
 app = typer.Typer(
     help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True
@@ -33,6 +31,10 @@ class TrainingSettings(RegistrySettings):
     model_config = SettingsConfigDict(env_prefix="CLM_", extra="ignore")
 
     data_dir: Path = Field(default=Path("../shared/data"), description="Folder holding the data sets.")
+    specs_dir: Path | None = Field(
+        default=None,
+        description="A folder of *.toml specs, read besides the packaged ones (training/specs/).",
+    )
 
 
 def _registry(settings: TrainingSettings) -> ModelRegistry:
@@ -41,11 +43,8 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
-    trainers = {"binary": train_binary, "products": train_products, "diagnosis": train_diagnosis}
-    trainer = trainers.get(spec.kind)
-    if trainer is None:
-        raise typer.BadParameter(f"model kind {spec.kind!r} has no trainer yet")
-    ref, figures = trainer(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
+    train = kind_of(spec).train
+    ref, figures = train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
     aliases = ", ".join(ref.aliases) or "no alias"
     typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout ROC AUC {figures['roc_auc']:.4f}")
 
@@ -63,27 +62,41 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
 
 @app.command()
 def train(
-    use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis; or 'all'")],
+    use_case: Annotated[
+        str | None, typer.Argument(help="churn, leads, products, diagnosis; or 'all'", show_default=False)
+    ] = None,
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option("--spec", help="Train this spec file instead of a use case.", dir_okay=False),
+    ] = None,
     missing_only: Annotated[
         bool, typer.Option(help="With 'all': train only models that have no champion yet.")
     ] = False,
 ) -> None:
-    """Train a model from its spec on the real data and register a new version."""
+    """Train a model from its spec on the real data and register a new version.
+
+    The specs are the packaged ones (training/specs/) and those in CLM_SPECS_DIR.
+    """
     settings = TrainingSettings()
+    if use_case is not None and spec_file is not None:
+        raise typer.BadParameter("name a use case or give --spec FILE, not both")
+    if spec_file is not None:
+        spec = _load(spec_file)
+        _warn_if_shadowed(spec, spec_file, settings)
+        _train(spec, settings, as_challenger=False)
+        return
+    if use_case is None:
+        raise typer.BadParameter("name a use case (or 'all'), or give --spec FILE")
     if use_case == "all":
         registry = _registry(settings)
-        for spec in all_specs():
+        for spec in _catalogue(settings).values():
             if missing_only and registry.resolve(spec.registered_model, CHAMPION) is not None:
                 typer.echo(f"{spec.registered_model}: has a champion, not retrained")
                 continue
             _train(spec, settings, as_challenger=False)
         return
-    try:
-        spec = find_spec(use_case, line)
-    except LookupError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    _train(spec, settings, as_challenger=False)
+    _train(_find_spec(use_case, line, settings), settings, as_challenger=False)
 
 
 @models_app.command("list")
@@ -110,11 +123,7 @@ def retrain(
 ) -> None:
     """Train a new version on the current data and register it as challenger (the first becomes champion)."""
     settings = TrainingSettings()
-    try:
-        spec = find_spec(use_case, line)
-    except LookupError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    _train(spec, settings, as_challenger=True)
+    _train(_find_spec(use_case, line, settings), settings, as_challenger=True)
 
 
 @app.command()
@@ -138,17 +147,14 @@ def promote(
     Exits with status 1 when the gate refuses. The service picks a new champion up on its next poll.
     """
     settings = TrainingSettings()
-    try:
-        spec = find_spec(use_case, line)
-    except LookupError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    spec = _find_spec(use_case, line, settings)
     margins = GateSettings().margins()
     overrides = {"roc_auc": max_roc_auc_drop, "ece": max_ece_rise, "log_loss": max_log_loss_rise}
     margins.update({figure: margin for figure, margin in overrides.items() if margin is not None})
     registry = _registry(settings)
     try:
-        result = lifecycle.promote(registry, spec, settings.data_dir, margins, version=version, force=force)
-    except lifecycle.LifecycleError as exc:
+        result = promotion.promote(registry, spec, settings.data_dir, margins, version=version, force=force)
+    except promotion.PromotionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _print_gate(result)
@@ -162,10 +168,10 @@ def rollback(
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
 ) -> None:
     """Put the previous champion back, as the champion history records it (no gate: it served before)."""
-    name = _registered_name(use_case, line)
+    name = _registered_name(use_case, line, TrainingSettings())
     try:
-        demoted, restored = lifecycle.rollback(_registry(TrainingSettings()), name)
-    except lifecycle.LifecycleError as exc:
+        demoted, restored = promotion.rollback(_registry(TrainingSettings()), name)
+    except promotion.PromotionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{name}: champion is version {restored} again (was version {demoted})")
@@ -177,8 +183,9 @@ def models_history(
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
 ) -> None:
     """Who was champion when: version, from, until, the command that made it champion, the gate figures."""
-    registry = _registry(TrainingSettings())
-    name = _registered_name(use_case, line)
+    settings = TrainingSettings()
+    registry = _registry(settings)
+    name = _registered_name(use_case, line, settings)
     terms = champion_history(registry, name)
     if not terms:
         typer.echo(f"{name}: no champion recorded yet")
@@ -199,7 +206,7 @@ def models_history(
         typer.echo(f"  note: champion is version {current.version}, moved outside clm (not in this history)")
 
 
-def _print_gate(result: lifecycle.GateResult) -> None:
+def _print_gate(result: promotion.GateResult) -> None:
     rows = int(result.candidate_figures.get("rows", 0))
     if result.champion is None:
         typer.echo(f"{result.name}: no champion to compare with; version {result.candidate} is champion now")
@@ -221,10 +228,48 @@ def _print_gate(result: lifecycle.GateResult) -> None:
         typer.echo(f"decision: refused; champion stays version {result.champion}")
 
 
-def _registered_name(use_case: str, line: str | None) -> str:
+def _registered_name(use_case: str, line: str | None, settings: TrainingSettings) -> str:
     if use_case.startswith("clm-"):
         return use_case
+    return _find_spec(use_case, line, settings).registered_model
+
+
+def _fail(message: str) -> NoReturn:
+    """A bad spec or unreadable data: the message, and exit status 2 (a usage error, as typer's own)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _load(path: Path) -> ModelSpec:
     try:
-        return find_spec(use_case, line).registered_model
+        return load_spec(path)
+    except SpecError as exc:
+        _fail(str(exc))
+
+
+def _catalogue(settings: TrainingSettings) -> dict[Path, ModelSpec]:
+    try:
+        return spec_files(settings.specs_dir)
+    except SpecError as exc:
+        _fail(str(exc))
+
+
+def _find_spec(use_case: str, line: str | None, settings: TrainingSettings) -> ModelSpec:
+    try:
+        return find_spec(use_case, line, settings.specs_dir)
+    except SpecError as exc:
+        _fail(str(exc))
     except LookupError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+def _warn_if_shadowed(spec: ModelSpec, path: Path, settings: TrainingSettings) -> None:
+    """`clm retrain` and `clm promote` find a model's spec by use case and line: when another file declares
+    the same registered model, they will use that file, not this one."""
+    for other_path, other in _catalogue(settings).items():
+        if other.registered_model == spec.registered_model and other_path.resolve() != path.resolve():
+            log.warning(
+                "%s is also declared by %s: retrain and promote will use that spec",
+                spec.registered_model,
+                other_path,
+            )

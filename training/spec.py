@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_registry.derived import Derivation
 
@@ -90,9 +90,14 @@ class GradeSpec(_Strict):
 
 class ModelSpec(_Strict):
     use_case: str = Field(description="churn, leads, products, diagnosis")
-    line: str | None = Field(default=None, description="For use cases with several lines (leads).")
+    line: str | None = Field(
+        default=None,
+        description="For use cases with several lines; the spec without a line is the use case's default.",
+    )
     registered_model: str
-    kind: Literal["binary", "products", "diagnosis"] = "binary"
+    kind: str = Field(
+        default="binary", description="A kind of training.kinds.KINDS: binary, products, diagnosis."
+    )
     description: str
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -102,29 +107,79 @@ class ModelSpec(_Strict):
         default_factory=dict, description="Settings of the kind (products, segments)."
     )
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        # Imported here, not at the top: the kinds import their trainers, which import this module.
+        from training.kinds import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        return kind
+
     @property
     def key(self) -> str:
         return f"{self.use_case}-{self.line}" if self.line else self.use_case
 
 
+class SpecError(Exception):
+    """A spec file cannot be read, does not validate, or clashes with another spec."""
+
+
 def load_spec(path: Path) -> ModelSpec:
-    with path.open("rb") as handle:
-        return ModelSpec.model_validate(tomllib.load(handle))
+    try:
+        with path.open("rb") as handle:
+            return ModelSpec.model_validate(tomllib.load(handle))
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path} is not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise SpecError(f"{path} is not a valid spec:\n{exc}") from exc
 
 
-def all_specs(specs_dir: Path = SPECS_DIR) -> list[ModelSpec]:
-    return [load_spec(p) for p in sorted(specs_dir.glob("*.toml"))]
+def spec_files(extra_dir: Path | None = None) -> dict[Path, ModelSpec]:
+    """Every spec by its file: the packaged ones, then those of `extra_dir` (CLM_SPECS_DIR). A registered model
+    or a (use case, line) declared twice is an error naming both files: which one wins would be a guess."""
+    paths = sorted(SPECS_DIR.glob("*.toml"))
+    if extra_dir is not None:
+        if not extra_dir.is_dir():
+            raise SpecError(f"the specs folder {extra_dir} (CLM_SPECS_DIR) is not a directory")
+        paths += sorted(extra_dir.glob("*.toml"))
+    specs: dict[Path, ModelSpec] = {}
+    by_name: dict[str, Path] = {}
+    by_line: dict[tuple[str, str | None], Path] = {}
+    for path in paths:
+        spec = load_spec(path)
+        line = (spec.use_case, spec.line)
+        if spec.registered_model in by_name:
+            raise SpecError(
+                f"{by_name[spec.registered_model]} and {path} both declare {spec.registered_model!r}"
+            )
+        if line in by_line:
+            what = f"line {spec.line!r}" if spec.line else "the default line"
+            raise SpecError(f"{by_line[line]} and {path} both declare {what} of use case {spec.use_case!r}")
+        by_name[spec.registered_model], by_line[line] = path, path
+        specs[path] = spec
+    return specs
 
 
-def find_spec(use_case: str, line: str | None = None, specs_dir: Path = SPECS_DIR) -> ModelSpec:
-    specs = [s for s in all_specs(specs_dir) if s.use_case == use_case]
+def all_specs(extra_dir: Path | None = None) -> list[ModelSpec]:
+    return list(spec_files(extra_dir).values())
+
+
+def find_spec(use_case: str, line: str | None = None, extra_dir: Path | None = None) -> ModelSpec:
+    """The spec of a use case's line. Without a line: the use case's default line (its spec without `line`),
+    or its only spec; a use case with several lines and no default (leads) needs the line named."""
+    known = all_specs(extra_dir)
+    specs = [s for s in known if s.use_case == use_case]
     if not specs:
-        known = sorted({s.use_case for s in all_specs(specs_dir)})
-        raise LookupError(f"no spec for use case {use_case!r}; known: {', '.join(known)}")
-    if line is None and len(specs) == 1:
-        return specs[0]
+        use_cases = sorted({s.use_case for s in known})
+        raise LookupError(f"no spec for use case {use_case!r}; known: {', '.join(use_cases)}")
     for spec in specs:
         if spec.line == line:
             return spec
-    lines = ", ".join(sorted(str(s.line) for s in specs))
+    if line is None and len(specs) == 1:
+        return specs[0]
+    lines = ", ".join(sorted(s.line or "(default: no --line)" for s in specs))
     raise LookupError(f"use case {use_case!r} has lines {lines}; pick one with --line")

@@ -6,13 +6,12 @@ candidate is no worse than the champion by a margin on ROC AUC (higher is better
 calibration error and log loss (lower is better). The decision and its figures are tagged on the candidate
 version and written to the champion history (model_registry.history).
 
-How a kind's holdout is scored is the kind's business: HOLDOUT_EVALUATORS maps `spec.kind` to a function
-`(spec, data_dir, bundle) -> figures` whose figures hold at least roc_auc, ece and log_loss.
+How a kind's holdout is scored is the kind's business: its `holdout_figures` in training.kinds.KINDS, a
+function `(spec, data_dir, bundle) -> figures` whose figures hold at least roc_auc, ece and log_loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ from mlflow.exceptions import MlflowException
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model_registry.bundle import ModelBundle
 from model_registry.history import (
     FORCED_PROMOTE,
     PROMOTE,
@@ -32,25 +30,15 @@ from model_registry.history import (
     rollback_target,
 )
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionRef
-from training.binary import holdout_figures as binary_holdout_figures
-from training.diagnosis import holdout_figures as diagnosis_holdout_figures
-from training.products import holdout_figures as products_holdout_figures
+from training.kinds import kind_of
 from training.spec import ModelSpec
-
-HoldoutEvaluator = Callable[[ModelSpec, Path, ModelBundle], dict[str, float]]
-
-HOLDOUT_EVALUATORS: dict[str, HoldoutEvaluator] = {
-    "binary": binary_holdout_figures,
-    "products": products_holdout_figures,
-    "diagnosis": diagnosis_holdout_figures,
-}
 
 # The gate's figures and which way is better.
 HIGHER_IS_BETTER = {"roc_auc": True, "ece": False, "log_loss": False}
 
 
-class LifecycleError(Exception):
-    """A lifecycle command cannot do what it was asked (no challenger, nothing to roll back to, ...)."""
+class PromotionError(Exception):
+    """A promote or rollback command cannot do what it was asked (no challenger, nothing to roll back to, ...)."""
 
 
 class GateSettings(BaseSettings):
@@ -158,11 +146,8 @@ def holdout_figures(
     registry: ModelRegistry, spec: ModelSpec, data_dir: Path, version: int
 ) -> dict[str, float]:
     """A registered version's holdout figures, computed now from its artifacts in the registry."""
-    evaluator = HOLDOUT_EVALUATORS.get(spec.kind)
-    if evaluator is None:
-        raise LifecycleError(f"model kind {spec.kind!r} has no holdout evaluation for the promotion gate yet")
     bundle = registry.load(spec.registered_model, version, nthread=2)
-    return evaluator(spec, data_dir, bundle)
+    return kind_of(spec).holdout_figures(spec, data_dir, bundle)
 
 
 def evaluate_gate(
@@ -183,7 +168,7 @@ def evaluate_gate(
     if champion is not None:
         for figure, margin in margins.items():
             if figure not in candidate_figures or figure not in champion_figures:
-                raise LifecycleError(f"the holdout evaluation of kind {spec.kind!r} gives no {figure}")
+                raise PromotionError(f"the holdout evaluation of kind {spec.kind!r} gives no {figure}")
             checks.append(GateCheck(figure, candidate_figures[figure], champion_figures[figure], margin))
     return GateResult(
         name=name,
@@ -211,7 +196,7 @@ def promote(
     candidate = _candidate(registry, name, version)
     champion = registry.resolve(name, CHAMPION)
     if champion is not None and champion.version == candidate.version:
-        raise LifecycleError(f"{name} version {candidate.version} is already champion")
+        raise PromotionError(f"{name} version {candidate.version} is already champion")
     result = evaluate_gate(registry, spec, data_dir, candidate.version, margins, force=force)
     registry.set_version_tags(name, candidate.version, result.tags(datetime.now(UTC)))
     if result.promoted:
@@ -226,10 +211,10 @@ def rollback(registry: ModelRegistry, name: str) -> tuple[int, int]:
     """Put the previous champion back (no gate: it served before). Returns (demoted, restored) versions."""
     current = registry.resolve(name, CHAMPION)
     if current is None:
-        raise LifecycleError(f"{name} has no champion")
+        raise PromotionError(f"{name} has no champion")
     target = rollback_target(champion_history(registry, name), current.version)
     if target is None:
-        raise LifecycleError(f"{name}: the history holds no champion before version {current.version}")
+        raise PromotionError(f"{name}: the history holds no champion before version {current.version}")
     move_champion(registry, name, target, action=ROLLBACK)
     return current.version, target
 
@@ -238,9 +223,9 @@ def _candidate(registry: ModelRegistry, name: str, version: int | None) -> Versi
     if version is None:
         challenger = registry.resolve(name, CHALLENGER)
         if challenger is None:
-            raise LifecycleError(f"{name} has no challenger: run `clm retrain` or name a --version")
+            raise PromotionError(f"{name} has no challenger: run `clm retrain` or name a --version")
         return challenger
     try:
         return registry.get_version(name, version)
     except MlflowException as exc:
-        raise LifecycleError(f"{name} has no version {version}") from exc
+        raise PromotionError(f"{name} has no version {version}") from exc

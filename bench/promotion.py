@@ -5,7 +5,7 @@ Standalone: trains two churn versions (champion, then a retrain as challenger) i
 starts the service (`python -m app`) with several workers polling it, keeps scoring with fresh connections (so the kernel spreads
 them over the workers), promotes the challenger through the gate, then rolls back, and writes a JSON summary.
 
-    PYTHONPATH=$PWD .venv/bin/python -m bench.lifecycle --workers 2 --interval 5
+    PYTHONPATH=$PWD .venv/bin/python -m bench.promotion --workers 2 --interval 5
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import httpx
 from app.schemas.churn import TELCO_EXAMPLE as CUSTOMER
 from model_registry.registry import ModelRegistry
 from training.binary import train_binary
-from training.lifecycle import GateSettings, promote, rollback
+from training.promotion import GateSettings, promote, rollback
 from training.spec import find_spec
 
-log = logging.getLogger("bench.lifecycle")
+log = logging.getLogger("bench.promotion")
 KEY = "bench-key"
 
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("CLM_DATA_DIR", "../shared/data"))
     )
-    parser.add_argument("--out", type=Path, default=Path("bench-results/lifecycle.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench-results/promotion.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("mlflow", "alembic", "urllib3", "httpx", "training"):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 from model_registry.history import champion_history, move_champion
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry
 from tests.conftest import ChurnLineup
-from training import lifecycle
+from training import promotion
 from training.cli import app
 from training.spec import find_spec
 
@@ -130,8 +130,8 @@ def test_rollbacks_walk_back_through_promotions(
     for version in (churn_lineup.weak, churn_lineup.bad_check):
         move_champion(lineup_registry, CHURN, version, action="promote")
 
-    assert lifecycle.rollback(lineup_registry, CHURN) == (churn_lineup.bad_check, churn_lineup.weak)
-    assert lifecycle.rollback(lineup_registry, CHURN) == (churn_lineup.weak, churn_lineup.good)
+    assert promotion.rollback(lineup_registry, CHURN) == (churn_lineup.bad_check, churn_lineup.weak)
+    assert promotion.rollback(lineup_registry, CHURN) == (churn_lineup.weak, churn_lineup.good)
 
 
 def test_promote_without_a_challenger_says_what_to_do(lineup_registry: ModelRegistry, data_dir: Path) -> None:
@@ -147,7 +147,7 @@ def test_the_gate_scores_the_holdout_through_the_registered_version_as_training_
     spec = find_spec("churn")
     for version in (churn_lineup.good, churn_lineup.weak):
         reported = lineup_registry.load(CHURN, version).metadata["holdout"]
-        figures = lifecycle.holdout_figures(lineup_registry, spec, data_dir, version)
+        figures = promotion.holdout_figures(lineup_registry, spec, data_dir, version)
         for figure in ("roc_auc", "ece", "log_loss", "rows"):
             assert figures[figure] == pytest.approx(reported[figure])
 
@@ -173,7 +173,7 @@ def test_the_gate_scores_every_kind_of_model_as_its_training_reported(
     spec = find_spec(use_case, line)
     reported = registry.load(spec.registered_model, version).metadata["holdout"]
 
-    figures = lifecycle.holdout_figures(registry, spec, data_dir, version)
+    figures = promotion.holdout_figures(registry, spec, data_dir, version)
 
     assert {"roc_auc", "ece", "log_loss"} <= figures.keys()
     shared = [key for key in figures if key in reported]
