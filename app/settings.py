@@ -27,7 +27,14 @@ class Settings(RegistrySettings):
         description='JSON map of API key to scopes, e.g. {"k1": ["score"]}. The default is the local demo key.',
     )
     models: list[str] = Field(
-        default=["clm-churn", "clm-leads-inbound", "clm-leads-outbound", "clm-products", "clm-diagnosis"],
+        default=[
+            "clm-churn",
+            "clm-churn-card",
+            "clm-leads-inbound",
+            "clm-leads-outbound",
+            "clm-products",
+            "clm-diagnosis",
+        ],
         description="Registered models to serve; /readyz is 503 until each has its champion loaded.",
     )
     alias: str = Field(default="champion", description="The alias that is served.")
