@@ -116,7 +116,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 "the request body is not readable JSON",
                 [{"path": "body", "message": str(exc.detail)}],
             )
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return envelope(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(OperationalError)
@@ -143,7 +145,7 @@ _DESCRIPTIONS = {
     403: "The key lacks the scope",
     404: "Not found",
     409: "The version the alias points to was refused (failed to load or to score its example)",
-    413: "Batch over the limit",
+    413: "Batch or body over the limit",
     422: "Invalid input; one detail per bad field, with its path",
     503: "No model loaded for the route, the registry or the customer store unavailable",
 }

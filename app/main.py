@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app.auth import KeyRing
 from app.db import Database
 from app.errors import install_error_handlers
+from app.guard import RequestGuard
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.openapi import TypedOpenApi
 from app.prediction_log import PredictionLog
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    keys = KeyRing.of(settings)
     openapi: TypedOpenApi
 
     @asynccontextmanager
@@ -36,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level)
         if DEMO_KEY in settings.api_keys:
             log.warning(
-                "accepting the local demo key %r with scopes %s; set CLM_API_KEYS in production",
+                "accepting the local demo key %r with scopes %s (loopback only); give CLM_API_KEYS or "
+                "CLM_API_KEY_DIGESTS in production",
                 DEMO_KEY,
                 settings.api_keys[DEMO_KEY],
             )
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield {
                 "settings": settings,
+                "keys": keys,
                 "models": loaded,
                 "database": database,
                 "prediction_log": prediction_log,
@@ -96,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     openapi = TypedOpenApi(app.openapi)
     app.openapi = openapi  # type: ignore[method-assign]
+    # Added first, so it runs inside ObservabilityMiddleware: refusals are logged and counted with a request id.
+    app.add_middleware(RequestGuard, router=app.router, keys=keys, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware)
     install_error_handlers(app)
     for router in (

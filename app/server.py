@@ -36,6 +36,11 @@ STARTUP_SECONDS = 60.0
 
 def main() -> None:
     settings = get_settings()
+    refused = settings.unsafe_binding()
+    if refused:
+        # Before any worker or model: the service never listens beyond loopback with the public demo key.
+        sys.stderr.write(f"clm: {refused}\n")
+        sys.exit(2)
     if settings.workers == 1:
         uvicorn.Server(_config(settings)).run()
         return

@@ -29,7 +29,12 @@ DATA_DIR = Path(
     os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data")
 )
 SCORE_KEY, ADMIN_KEY, SCORE_ONLY_KEY = "test-admin", "test-admin", "test-score"
-API_KEYS = {"test-admin": ["score", "admin"], "test-score": ["score"]}
+API_KEYS = {
+    "test-admin": ["score", "outcomes", "admin"],
+    "test-score": ["score"],
+    "test-outcomes": ["outcomes"],
+}
+OUTCOMES_ONLY_KEY = "test-outcomes"
 
 
 def small(spec: ModelSpec) -> ModelSpec:

@@ -4,6 +4,7 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from pydantic import AfterValidator
 
 from app.auth import ScoreScope
 from app.concurrency import run_database
@@ -12,6 +13,7 @@ from app.errors import error_response_doc
 from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
 from app.scoring.customers.profile import build_profile, read_stored
+from app.text import storable
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[ScoreScope])
 
@@ -24,7 +26,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     responses=error_response_doc(401, 403, 404, 503),
 )
 async def customer_profile(
-    customer_id: Annotated[str, Path(max_length=64)],
+    customer_id: Annotated[str, Path(max_length=64), AfterValidator(storable)],
     models: ModelsDep,
     database: DatabaseDep,
     request_id: RequestIdDep,

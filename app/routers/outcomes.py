@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.auth import ScoreScope
+from app.auth import OutcomesScope, ScoreScope
 from app.dependencies import RequestIdDep, SessionDep, SettingsDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute
@@ -10,7 +10,7 @@ from app.schemas.outcomes import OutcomesRequest, OutcomesResponse, PerformanceR
 from app.scoring.batches import check_batch_size
 from app.scoring.outcomes import performance, record_outcomes
 
-router = APIRouter(tags=["outcomes"], dependencies=[ScoreScope], route_class=JsonRoute)
+router = APIRouter(tags=["outcomes"], route_class=JsonRoute)
 
 
 @router.post(
@@ -18,6 +18,7 @@ router = APIRouter(tags=["outcomes"], dependencies=[ScoreScope], route_class=Jso
     response_model=OutcomesResponse,
     summary="Record what happened to scored records: churned, converted, offer accepted (idempotent)",
     operation_id="record_outcomes",
+    dependencies=[OutcomesScope],
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
 def post_outcomes(
@@ -39,6 +40,7 @@ def post_outcomes(
     response_model=PerformanceResponse,
     summary="Realised ROC AUC, conversion by grade or risk level, and lift of each served version",
     operation_id="model_performance",
+    dependencies=[ScoreScope],
     responses=error_response_doc(401, 403, 404, 503),
 )
 def get_performance(name: str, session: SessionDep, request_id: RequestIdDep) -> PerformanceResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -15,10 +16,16 @@ from pydantic import (
     field_validator,
 )
 
+from app.text import storable
+
 OutcomeEvent = Literal["customer_churned", "lead_converted", "offer_accepted"]
 # The field that qualifies each event: which product was offered, which lead line the lead came from.
 QUALIFIER = {"offer_accepted": "product", "lead_converted": "line"}
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# Lengths of the outcomes table's columns (item, record_id); NUL and lone surrogates no database holds.
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(storable)
+]
+RECORD_ID_LENGTH = 128
 
 
 class OutcomeIn(BaseModel):
@@ -28,7 +35,7 @@ class OutcomeIn(BaseModel):
         description="customer_churned (scored by clm-churn), lead_converted (clm-leads-<line>), offer_accepted "
         "(clm-products)."
     )
-    record_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | StrictInt = Field(
+    record_id: StrictInt | str = Field(
         description="The ID the record was scored under: customer_id, lead_number, contact_id."
     )
     happened: bool = Field(
@@ -45,6 +52,17 @@ class OutcomeIn(BaseModel):
         description="When it happened, with a time zone; default now. Scores served after it are not counted "
         "as predictions of it.",
     )
+
+    @field_validator("record_id")
+    @classmethod
+    def _storable_id(cls, value: int | str) -> int | str:
+        # Checked here, not by a constrained str in the union: a bad string is then one error at the field's
+        # path, not one per member of the union.
+        if isinstance(value, str):
+            if not 1 <= len(value) <= RECORD_ID_LENGTH:
+                raise ValueError(f"must be 1 to {RECORD_ID_LENGTH} characters")
+            storable(value)
+        return value
 
     @field_validator("product", "line")
     @classmethod

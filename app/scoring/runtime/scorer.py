@@ -12,6 +12,7 @@ import xgboost as xgb
 
 from app import metrics
 from app.errors import InvalidRecords
+from app.text import text_problem
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FieldError
 from model_registry.stacking import stack_boosters
@@ -154,7 +155,7 @@ def _dmatrix(matrix: npt.NDArray[np.float32]) -> xgb.DMatrix:
     return xgb.DMatrix(matrix, missing=np.nan, nthread=1)
 
 
-MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = 128  # the prediction log's record_id column: a longer id could not be logged
 
 
 def field_errors_for_ids(records: list[dict[str, Any]], id_field: str, path_prefix: str) -> list[FieldError]:
@@ -174,8 +175,4 @@ def id_problem(value: Any) -> str | None:
         return "must be a string or an integer"
     if len(value) > MAX_ID_LENGTH:
         return f"must be at most {MAX_ID_LENGTH} characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800") cannot be sent back as JSON
-        return "must be valid Unicode text"
-    return None
+    return text_problem(value)  # NUL, lone surrogates: no database holds them
