@@ -173,7 +173,12 @@ def id_field(spec: ModelSpec) -> str:
 
 def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = None) -> Dataset:
     """The spec's rows, with every left-out column gone and each remaining column named as the API names it."""
-    frame = with_derived(read_frame(spec, data_dir), spec.data.derived)
+    return dataset_of(spec, read_frame(spec, data_dir), exclude)
+
+
+def dataset_of(spec: ModelSpec, frame: pd.DataFrame, exclude: list[str] | None = None) -> Dataset:
+    """`load_dataset` on rows already read (`read_frame`), so a query runs once."""
+    frame = with_derived(frame, spec.data.derived)
     ids = frame[spec.data.id_column]
     if spec.data.positive_min is not None:
         target = (pd.to_numeric(frame[spec.data.target_column]) >= spec.data.positive_min).to_numpy(np.int8)
