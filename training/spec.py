@@ -1,4 +1,4 @@
-"""Declarative model specs: a new model line is a TOML file in `training/specs/`, not new code."""
+"""Declarative model specs: a new model line is a TOML file (training/specs/, CLM_SPECS_DIR), not code."""
 
 from __future__ import annotations
 
