@@ -15,15 +15,19 @@ from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
 from training import promotion
+from training.data import DataError
 from training.kinds import kind_of
 from training.promotion import GateSettings
 from training.spec import ModelSpec, SpecError, find_spec, load_spec, spec_files
+from training.spec_check import LEAK_ROC_AUC, SpecCheck, check_spec
 
 app = typer.Typer(
     help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True
 )
 models_app = typer.Typer(help="What the registry holds.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+spec_app = typer.Typer(help="Spec files: check one before training it.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
 log = logging.getLogger("clm")
 
 
@@ -44,7 +48,10 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
     train = kind_of(spec).train
-    ref, figures = train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
+    try:
+        ref, figures = train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
+    except DataError as exc:
+        _fail(str(exc))
     aliases = ", ".join(ref.aliases) or "no alias"
     typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout ROC AUC {figures['roc_auc']:.4f}")
 
@@ -97,6 +104,28 @@ def train(
             _train(spec, settings, as_challenger=False)
         return
     _train(_find_spec(use_case, line, settings), settings, as_challenger=False)
+
+
+@spec_app.command("check")
+def spec_check(
+    spec_file: Annotated[
+        Path, typer.Argument(help="The spec file (TOML).", dir_okay=False, show_default=False)
+    ],
+) -> None:
+    """Check a spec and its data before training: the data is readable, the ID unique, the target has both
+    classes, every column the spec names exists, and no feature column alone predicts the target too well.
+
+    Exits 1 when a check fails (a column whose single-feature ROC AUC is above 0.95 fails unless the spec
+    leaves it out or marks it checked with a reason), 2 when the spec or its data cannot be read.
+    """
+    spec = _load(spec_file)
+    try:
+        result = check_spec(spec, TrainingSettings().data_dir)
+    except DataError as exc:
+        _fail(str(exc))
+    _print_check(spec_file, result)
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @models_app.command("list")
@@ -204,6 +233,51 @@ def models_history(
     current = registry.resolve(name, CHAMPION)
     if current is not None and current.version != terms[-1].version:
         typer.echo(f"  note: champion is version {current.version}, moved outside clm (not in this history)")
+
+
+def _print_check(path: Path, result: SpecCheck) -> None:
+    spec, data = result.spec, result.spec.data
+    typer.echo(f"{path}: {spec.key} ({spec.registered_model}, kind {spec.kind})")
+    typer.echo(f"data: {data.source}, {result.rows:,} rows, {result.columns} columns")
+    typer.echo("  ok      every column the spec names is in the data")
+    if result.repeated_rows:
+        shown = ", ".join(result.duplicate_ids)
+        typer.echo(
+            f"  FAILED  ID {data.id_column}: {result.repeated_rows:,} rows share their ID with another"
+            f" (e.g. {shown}); set first_row_per_id = true to keep the first row of each"
+        )
+    else:
+        typer.echo(f"  ok      ID {data.id_column} is unique")
+    verdict = "ok    " if result.both_classes else "FAILED"
+    typer.echo(
+        f"  {verdict}  target {data.target_column}: positive rate {result.positive_rate:.2%}"
+        f" ({result.positives:,} of {result.rows:,} rows)"
+        + ("" if result.both_classes else ": one class only, nothing to learn")
+    )
+    if result.scores:
+        typer.echo(
+            f"single-feature ROC AUC on the {result.scored_rows:,} training rows (not the holdout);"
+            f" above {LEAK_ROC_AUC} looks like a leak:"
+        )
+        typer.echo(f"  {'ROC AUC':<7}  {'kind':<11}  column")
+        for score in result.scores:
+            if score.leak:
+                note = "  LEAK? leave it out, or mark it checked with the reason it is a feature"
+            elif score.flagged:
+                note = f"  checked: {score.checked}"
+            else:
+                note = ""
+            typer.echo(f"  {score.roc_auc:<7.4f}  {score.kind:<11}  {score.column}{note}")
+    if result.left_out:
+        typer.echo(f"left out, not scored: {', '.join(result.left_out)}")
+    leaks = result.leaks
+    if leaks:
+        listed = ", ".join(f"{s.column} ({s.roc_auc:.4f})" for s in leaks)
+        typer.echo(f"result: FAILED, {len(leaks)} column(s) look like leaks: {listed}")
+    elif result.passed:
+        typer.echo("result: ok")
+    else:
+        typer.echo("result: FAILED")
 
 
 def _print_gate(result: promotion.GateResult) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from model_registry.contract import Feature, FeatureContract, api_name
 from model_registry.derived import Derivation, derive
-from training.spec import ROW_NUMBER, ModelSpec
+from training.spec import ROW_NUMBER, DataSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +59,112 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return as_objects.where(as_objects.notna(), None).to_dict("records")  # type: ignore[no-any-return]
 
 
+class DataError(Exception):
+    """A spec's data cannot be read, or lacks a column the spec names."""
+
+
 def read_frame(spec: ModelSpec, data_dir: Path) -> pd.DataFrame:
-    path = data_dir / spec.data.file
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: set CLM_DATA_DIR to the folder holding {spec.data.file}")
-    frame = pd.read_csv(
-        path,
-        sep=spec.data.separator,
-        na_values=spec.data.missing_values,
-        keep_default_na=True,
-        low_memory=False,
-    )
+    """The spec's rows with every column it names checked present; the same frame from any kind of source."""
+    frame = read_source(spec.data, data_dir)
     if spec.data.id_column == ROW_NUMBER:
         frame[ROW_NUMBER] = np.arange(len(frame))
-    missing = [c for c in [spec.data.id_column, spec.data.target_column] if c not in frame.columns]
-    missing += [c.column for c in spec.data.leave_out if c.column not in frame.columns]
+    missing = missing_columns(spec, frame)
     if missing:
-        raise ValueError(f"{path.name} has no column(s) {missing}: check the spec of {spec.key}")
+        raise DataError(
+            f"{spec.data.source} has no column {', '.join(missing)}: check the spec of {spec.key}"
+        )
     if spec.data.first_row_per_id:
         frame = frame.drop_duplicates(subset=spec.data.id_column, keep="first").reset_index(drop=True)
     return frame
+
+
+def read_source(data: DataSpec, data_dir: Path) -> pd.DataFrame:
+    """The rows as they are, from a CSV or Parquet file or a SQL query; a typed source's text columns read as
+    the CSV reader reads text (`like_csv`), so the columns, and the model, do not depend on the source."""
+    if data.sql is not None:
+        assert data.url_env is not None  # the spec's validation: sql comes with url_env
+        return like_csv(read_query(data.sql, data.url_env), data.missing_values)
+    assert data.file is not None  # the spec's validation: a file when there is no query
+    path = data_dir / data.file  # an absolute file replaces data_dir: it is used as it is
+    if not path.is_file():
+        raise DataError(f"{path} not found: set CLM_DATA_DIR to the folder holding {data.file}")
+    try:
+        if not data.is_csv:
+            return like_csv(pd.read_parquet(path), data.missing_values)
+        return pd.read_csv(
+            path,
+            sep=data.separator,
+            na_values=data.missing_values,
+            keep_default_na=True,
+            low_memory=False,
+        )
+    except (OSError, ValueError) as exc:  # pandas' parser errors and pyarrow's ArrowInvalid are ValueErrors
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def read_query(sql: str, url_env: str) -> pd.DataFrame:
+    """The query's rows from the database whose URL the environment variable `url_env` holds."""
+    url = os.environ.get(url_env)
+    if not url:
+        raise DataError(f"the spec's query reads the database named by ${url_env}, which is not set")
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        engine = create_engine(url)
+    except (ArgumentError, ValueError) as exc:
+        raise DataError(f"${url_env} is not a database URL: {exc}") from exc
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql_query(text(sql), connection)
+    except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        # pandas wraps the database's error; its first line says what went wrong without the whole query.
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
+        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+        raise DataError(f"the spec's query on {shown} failed: {reason}") from exc
+    finally:
+        engine.dispose()
+
+
+def like_csv(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
+    """A typed source's frame as the CSV reader would give the same rows: in text columns the spec's missing
+    values and empty text are missing, and a text column holding only numbers is numeric (a query may well
+    read a text column, as Telco's TotalCharges with its blanks)."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)):
+            continue
+        series = series.mask(series.isin(["", *missing_values]))
+        try:
+            out[column] = pd.to_numeric(series)
+        except (ValueError, TypeError):
+            out[column] = series
+    return out
+
+
+def declared_columns(spec: ModelSpec) -> dict[str, str]:
+    """The data's columns the spec names, each with the spec field naming it."""
+    data = spec.data
+    named = {column: "categorical" for column in data.categorical}
+    named.update({c.column: "checked" for c in data.checked})
+    named.update({c.column: "leave_out" for c in data.leave_out})
+    named[data.target_column] = "target_column"
+    named[data.id_column] = "id_column"
+    return named
+
+
+def missing_columns(spec: ModelSpec, frame: pd.DataFrame) -> list[str]:
+    """Each column the spec names that the frame lacks, with the spec field naming it. A derived field reads
+    API names: the columns' or an earlier derived field's."""
+    missing = [f"{c!r} ({role})" for c, role in declared_columns(spec).items() if c not in frame.columns]
+    fields = {api_name(c) for c in frame.columns}
+    for derivation in spec.data.derived:
+        missing += [
+            f"{source!r} (source of derived field {derivation.field!r})"
+            for source in derivation.sources
+            if source not in fields
+        ]
+        fields.add(derivation.field)
+    return missing
 
 
 def id_field(spec: ModelSpec) -> str:
@@ -84,7 +173,12 @@ def id_field(spec: ModelSpec) -> str:
 
 def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = None) -> Dataset:
     """The spec's rows, with every left-out column gone and each remaining column named as the API names it."""
-    frame = with_derived(read_frame(spec, data_dir), spec.data.derived)
+    return dataset_of(spec, read_frame(spec, data_dir), exclude)
+
+
+def dataset_of(spec: ModelSpec, frame: pd.DataFrame, exclude: list[str] | None = None) -> Dataset:
+    """`load_dataset` on rows already read (`read_frame`), so a query runs once."""
+    frame = with_derived(frame, spec.data.derived)
     ids = frame[spec.data.id_column]
     if spec.data.positive_min is not None:
         target = (pd.to_numeric(frame[spec.data.target_column]) >= spec.data.positive_min).to_numpy(np.int8)
@@ -114,7 +208,7 @@ def load_dataset(spec: ModelSpec, data_dir: Path, exclude: list[str] | None = No
     )
     log.info(
         "%s: %d rows (%d train, %d validation, %d holdout), %d features, positive rate %.3f",
-        spec.data.file,
+        spec.data.source,
         len(frame),
         (~holdout & ~validation).sum(),
         validation.sum(),

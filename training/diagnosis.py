@@ -26,10 +26,10 @@ from training.booster import fit_booster
 from training.data import (
     Dataset,
     build_contract,
+    dataset_of,
     encode_training_records,
     frame_records,
     id_field,
-    load_dataset,
     read_frame,
 )
 from training.evaluation import binary_figures, decile_table
@@ -63,7 +63,7 @@ def train_diagnosis(
     features = [lever.field for lever in settings.levers] + settings.other_features
     raw = read_frame(spec, data_dir)
     # Only the declared levers and other features become features; everything else is left out.
-    dataset = load_dataset(spec, data_dir, exclude=[c for c in raw.columns if api_name(c) not in features])
+    dataset = dataset_of(spec, raw, exclude=[c for c in raw.columns if api_name(c) not in features])
     unusable = [f for f in features if f not in dataset.features.columns]
     if unusable:
         reasons = {f: dataset.dropped.get(f, "not in the data and not derived") for f in unusable}
@@ -215,8 +215,9 @@ def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dic
     hook): the holdout listings as a client sends them, encoded by the version's own contract (derived fields
     included), then its booster."""
     settings = DiagnosisSettings.model_validate(spec.extra)
-    dataset = load_dataset(spec, data_dir)
-    listings = _listings_as_sent(read_frame(spec, data_dir), bundle.contract, settings.segments)
+    raw = read_frame(spec, data_dir)
+    dataset = dataset_of(spec, raw)
+    listings = _listings_as_sent(raw, bundle.contract, settings.segments)
     if [listing[bundle.contract.id_field] for listing in listings] != dataset.ids.tolist():
         raise ValueError("the listings and the data set disagree on row order")
     holdout = [listings[i] for i in np.flatnonzero(dataset.holdout)]

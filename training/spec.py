@@ -1,4 +1,4 @@
-"""Declarative model specs: a new model line is a TOML file in `training/specs/`, not new code."""
+"""Declarative model specs: a new model line is a TOML file (training/specs/, CLM_SPECS_DIR), not code."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from model_registry.derived import Derivation
 
 SPECS_DIR = Path(__file__).parent / "specs"
 ROW_NUMBER = "__row__"
+PARQUET_SUFFIX = ".parquet"
 
 
 class _Strict(BaseModel):
@@ -25,11 +26,31 @@ class LeftOut(_Strict):
     )
 
 
+class CheckedColumn(_Strict):
+    column: str
+    why: str = Field(
+        min_length=10,
+        description="Why a column that predicts the target almost alone is a feature all the same (not a leak).",
+    )
+
+
 class DataSpec(_Strict):
-    file: str = Field(description="Path below CLM_DATA_DIR.")
-    separator: str = ","
+    """Where the rows come from (a CSV or Parquet file, or a SQL query) and how to read their columns."""
+
+    file: str | None = Field(
+        default=None,
+        description="A CSV file, or a Parquet file (suffix .parquet); a relative path is below CLM_DATA_DIR.",
+    )
+    sql: str | None = Field(
+        default=None, description="Instead of a file: a SQL query whose rows are the data."
+    )
+    url_env: str | None = Field(
+        default=None,
+        description="With sql: the environment variable holding the database's SQLAlchemy URL (no password in a spec).",
+    )
+    separator: str = Field(default=",", description="CSV files only.")
     id_column: str = Field(
-        description=f"The column holding the record's ID, or {ROW_NUMBER!r} (0-based row)."
+        description=f"The column holding the record's ID, or {ROW_NUMBER!r} (0-based row of a file)."
     )
     id_field: str | None = Field(default=None, description="The API name of the ID; default: the column's.")
     target_column: str
@@ -43,6 +64,10 @@ class DataSpec(_Strict):
         default_factory=list, description="Numeric-looking columns to treat as categories."
     )
     leave_out: list[LeftOut] = Field(default_factory=list)
+    checked: list[CheckedColumn] = Field(
+        default_factory=list,
+        description="Columns `clm spec check` flags as likely leaks that were checked and are features all the same.",
+    )
     derived: list[Derivation] = Field(
         default_factory=list,
         description="Fields derived from others; stored in the contract, applied in serving.",
@@ -53,6 +78,41 @@ class DataSpec(_Strict):
         if bool(self.positive_values) == (self.positive_min is not None):
             raise ValueError("give either positive_values or positive_min")
         return self
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.file is None) == (self.sql is None):
+            raise ValueError(
+                "give the data as exactly one of `file` (CSV or Parquet) and `sql` (with `url_env`)"
+            )
+        if self.sql is not None:
+            if not self.url_env:
+                raise ValueError("`sql` needs `url_env`: the environment variable holding the database URL")
+            if self.id_column == ROW_NUMBER:
+                raise ValueError(
+                    f"a query's rows come in no fixed order: name an ID column, not {ROW_NUMBER!r}"
+                )
+        elif self.url_env is not None:
+            raise ValueError("`url_env` goes with `sql`, not with `file`")
+        if "separator" in self.model_fields_set and not self.is_csv:
+            raise ValueError("`separator` applies to CSV files only")
+        return self
+
+    @model_validator(mode="after")
+    def _checked_is_not_left_out(self) -> DataSpec:
+        both = {c.column for c in self.checked} & {c.column for c in self.leave_out}
+        if both:
+            raise ValueError(f"{sorted(both)} both left out and checked as features: pick one")
+        return self
+
+    @property
+    def is_csv(self) -> bool:
+        return self.file is not None and not self.file.endswith(PARQUET_SUFFIX)
+
+    @property
+    def source(self) -> str:
+        """The data's origin, for messages: the file, or the query's database variable."""
+        return self.file if self.file is not None else f"the query on ${self.url_env}"
 
 
 class TrainingSpec(_Strict):
