@@ -10,6 +10,8 @@ import csv
 import logging
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -17,15 +19,19 @@ import typer
 
 from app.db import Database
 from app.errors import ModelNotLoaded
-from app.ingest import BatchDone, IngestReport, ingest_customers
+from app.ingest import BatchDone, IngestReport, ingest_customers, ingest_line_customers
 from app.prescore import BatchScored, prescore_profiles
 from app.scoring.customers.profile import products_scorer_of
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.use_cases.churn import CHURN_MODEL
 from app.scoring.use_cases.products import PRODUCTS_MODEL
 from app.settings import Settings
+from model_registry.contract import api_name
 from model_registry.registry import ModelRegistry
+from training.cli import TrainingSettings
 from training.cli import app as clm
+from training.data import DataError, read_source
+from training.spec import ROW_NUMBER, find_spec
 
 ingest_app = typer.Typer(
     help="Load records into the service's database (CLM_DATABASE_URL).", no_args_is_help=True
@@ -44,7 +50,20 @@ SHOWN_REJECTS = 20
 
 @ingest_app.command("customers")
 def ingest_customers_command(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A Telco-format customer CSV.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="A Telco-format customer CSV; with --line, a CSV or Parquet file in the line's own format.",
+        ),
+    ],
+    line: Annotated[
+        str | None,
+        typer.Option(
+            help="The churn line the customers belong to (its spec says the format); default: Telco."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 500,
     rejects: Annotated[
         Path | None, typer.Option(help="Write every rejected row (line, customer_id, reasons) to this CSV.")
@@ -54,19 +73,45 @@ def ingest_customers_command(
 
     Exits 1 when any row was rejected (the good rows are stored all the same).
     """
-    database = Database(Settings().database_url)
+    settings = Settings()
+    load = partial(ingest_customers, path=file) if line is None else _line_loader(settings, line, file)
+    database = Database(settings.database_url)
     try:
         database.upgrade()
         started = time.perf_counter()
         try:
-            report = ingest_customers(database, file, batch_size, _show_progress)
-        except ValueError as exc:
+            report = load(database, batch_size=batch_size, progress=_show_progress)
+        except (ValueError, DataError) as exc:
             raise typer.BadParameter(str(exc), param_hint="FILE") from exc
     finally:
         database.dispose()
     _summarise(file, report, time.perf_counter() - started, rejects)
     if report.rejected:
         raise typer.Exit(1)
+
+
+def _line_loader(settings: Settings, line: str, file: Path) -> Callable[..., IngestReport]:
+    """Loading a line's customers: the file read in the format of the line's spec (separator, missing values,
+    ID column), each row checked against the contract of the version the service serves for the line."""
+    try:
+        spec = find_spec("churn", line, TrainingSettings().specs_dir)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--line") from exc
+    registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
+    served = registry.resolve(spec.registered_model, settings.alias)
+    if served is None:
+        raise typer.BadParameter(
+            f"{spec.registered_model} has no {settings.alias} version: train it first (clm train --spec)",
+            param_hint="--line",
+        )
+    contract = registry.load(spec.registered_model, served.version).contract
+    source = spec.data.model_copy(update={"file": str(file.resolve()), "sql": None, "url_env": None})
+    frame = read_source(source, Path("."))
+    if spec.data.id_column == ROW_NUMBER:
+        frame[ROW_NUMBER] = range(len(frame))
+    frame = frame.rename(columns={spec.data.id_column: contract.id_field})
+    frame.columns = [api_name(str(column)) for column in frame.columns]
+    return partial(ingest_line_customers, line=line, frame=frame, contract=contract)
 
 
 @score_app.command("customers")
@@ -98,7 +143,7 @@ def score_customers_command(
     except ModelNotLoaded as exc:
         typer.echo(f"cannot score: {exc.message}", err=True)
         raise typer.Exit(1) from exc
-    products_scorer, no_offers_reason = products_scorer_of(models)
+    products_scorer, no_offers_reason = products_scorer_of(models, None)
     if products_scorer is None:
         typer.echo(f"scoring without offers: {no_offers_reason}", err=True)
     database = Database(settings.database_url)

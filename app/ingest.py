@@ -1,4 +1,5 @@
-"""Loading customer records into the store: a Telco-format CSV, validated row by row, upserted batch by batch.
+"""Loading customer records into the store, validated row by row, upserted batch by batch: the default churn
+line's Telco-format CSV into its typed table, an added line's rows checked against its model's contract.
 
 Each batch is one transaction: a batch is stored whole or not at all, and batches already committed stay when
 a later one fails (a re-run is cheap: unchanged rows are not rewritten). A row that fails validation is
@@ -15,12 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from app.db import Database
 from app.models.customer import RECORD_FIELDS
 from app.repositories import customers as customer_repo
-from model_registry.contract import api_name
+from app.repositories import line_customers as line_customer_repo
+from app.scoring.runtime.scorer import id_problem
+from model_registry.contract import FeatureContract, api_name
+from training.data import frame_records
 
 
 def _blank_is_missing(value: Any) -> Any:
@@ -179,3 +184,91 @@ def _reasons(exc: ValidationError, raw: dict[str, Any]) -> list[str]:
         name = str(error["loc"][0]) if error["loc"] else "row"
         reasons.append(f"{name}={raw.get(name)!r}: {error['msg']}")
     return reasons
+
+
+def ingest_line_customers(
+    database: Database,
+    line: str,
+    frame: pd.DataFrame,
+    contract: FeatureContract,
+    batch_size: int,
+    progress: Callable[[BatchDone], None] = lambda _: None,
+) -> IngestReport:
+    """Load the customers of an added line: the rows of `frame` (API column names, the line's ID under its
+    `id_field`), each keeping the fields the line's model reads, checked against its contract; a row whose
+    fields the model could not read (a word where a number belongs) is rejected with its reasons."""
+    id_field = contract.id_field
+    if id_field not in frame.columns:
+        raise ValueError(f"no {id_field} column; the columns are {list(frame.columns)}")
+    kept = [name for name in frame.columns if name in contract.field_names]
+    report = IngestReport(
+        ignored_columns=[name for name in frame.columns if name not in contract.field_names],
+        missing_columns=[f.name for f in contract.features if f.name not in frame.columns],
+    )
+    records = frame_records(_numbers_read(frame[kept], contract))
+    batches = math.ceil(len(records) / batch_size) or None
+    for number, start in enumerate(range(0, len(records), batch_size), start=1):
+        chunk = records[start : start + batch_size]
+        # Line numbers as in the file: its header is line 1.
+        _ingest_line_batch(database, line, contract, chunk, start + 2, report, number, batches, progress)
+    return report
+
+
+def _ingest_line_batch(
+    database: Database,
+    line: str,
+    contract: FeatureContract,
+    chunk: list[dict[str, Any]],
+    first_line: int,
+    report: IngestReport,
+    number: int,
+    batches: int | None,
+    progress: Callable[[BatchDone], None],
+) -> None:
+    _, errors = contract.encode(chunk, "rows")
+    reasons: dict[int, list[str]] = {}
+    for error in errors:
+        position, name = error.path.removeprefix("rows[").split("].", 1)
+        bad = int(position)
+        reasons.setdefault(bad, []).append(f"{name}={chunk[bad].get(name)!r}: {error.message}")
+    valid: dict[str, dict[str, Any]] = {}
+    rejected_before = len(report.rejected)
+    for row, record in enumerate(chunk):
+        customer_id = record.get(contract.id_field)
+        problem = "is missing" if customer_id is None else id_problem(customer_id)
+        if problem is not None:
+            reasons.setdefault(row, []).append(f"{contract.id_field}={customer_id!r}: {problem}")
+        if row in reasons:
+            shown = None if customer_id is None else str(customer_id)
+            report.rejected.append(Rejected(first_line + row, shown, reasons[row]))
+            continue
+        record = {**record, contract.id_field: str(customer_id)}
+        if record[contract.id_field] in valid:
+            report.repeated += 1
+            del valid[record[contract.id_field]]  # re-inserted below, so the later row keeps its place
+        valid[record[contract.id_field]] = record
+    with database.session() as session:
+        counts = line_customer_repo.upsert_many(session, line, list(valid.values()))
+    report.rows += len(chunk)
+    report.inserted += counts.inserted
+    report.updated += counts.updated
+    report.unchanged += counts.unchanged
+    last_line = first_line + len(chunk) - 1
+    progress(
+        BatchDone(number, batches, first_line, last_line, counts, len(report.rejected) - rejected_before)
+    )
+
+
+def _numbers_read(frame: pd.DataFrame, contract: FeatureContract) -> pd.DataFrame:
+    """Numeric fields as numbers. One bad value in a CSV column ("old" among ages) makes the reader keep the
+    whole column as text: its numbers are read back here, and only the rows with the bad value stay text, so
+    they alone are rejected."""
+    frame = frame.copy()
+    for feature in contract.features:
+        column = frame.get(feature.name)
+        if feature.kind != "numeric" or column is None or pd.api.types.is_numeric_dtype(column):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        unreadable = column.notna() & numbers.isna()
+        frame[feature.name] = numbers.astype(object).where(~unreadable, column)
+    return frame

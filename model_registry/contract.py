@@ -88,6 +88,13 @@ class FeatureContract:
         return names
 
     @property
+    def field_names(self) -> frozenset[str]:
+        """Every field a record may carry that the version reads: its ID, its features, its derived fields'
+        sources. Anything else in a record is unknown to it."""
+        sources = {source for derivation in self.derived for source in derivation.sources}
+        return frozenset({self.id_field, *(f.name for f in self.features), *sources})
+
+    @property
     def column_offsets(self) -> list[int]:
         """Where each feature's block starts in the encoded matrix (for summing contributions per field)."""
         return list(self._offsets)

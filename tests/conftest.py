@@ -73,6 +73,15 @@ def products_version(registry: ModelRegistry, data_dir: Path) -> int:
     return ref.version
 
 
+@pytest.fixture(scope="session")
+def card_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, float]:
+    """The credit-card churn line (short fit): its version and the holdout ROC AUC training measured."""
+    from training.binary import train_binary
+
+    ref, figures = train_binary(small(find_spec("churn", "card")), data_dir, registry)
+    return ref.version, figures["roc_auc"]
+
+
 def make_settings(registry: ModelRegistry, models: list[str], **overrides: object) -> Settings:
     return Settings(
         mlflow_tracking_uri=registry.tracking_uri,

@@ -13,17 +13,9 @@ from sklearn.metrics import roc_auc_score
 from app.main import create_app
 from app.schemas.churn import TELCO_EXAMPLE
 from model_registry.registry import ModelRegistry
-from tests.conftest import SCORE_KEY, make_settings, small
+from tests.conftest import SCORE_KEY, make_settings
 from training.data import load_dataset
 from training.spec import find_spec
-
-
-@pytest.fixture(scope="module")
-def card_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, float]:
-    from training.binary import train_binary
-
-    ref, figures = train_binary(small(find_spec("churn", "card")), data_dir, registry)
-    return ref.version, figures["roc_auc"]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from app.scoring.customers.lifecycle import (
     purchase_intent,
     value_tier,
 )
+from model_registry.profile_fields import TELCO, ProfileFields
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,22 @@ def test_the_lifecycle_stage_follows_the_documented_rules(
 def test_the_value_tier_follows_the_documented_thresholds(
     monthly: float | None, tenure: int, tier: str
 ) -> None:
-    assert value_tier(monthly, tenure).value == tier
+    assert value_tier(monthly, tenure, TELCO).value == tier
+
+
+def test_a_line_tiers_value_by_its_own_field_and_thresholds() -> None:
+    card = ProfileFields(
+        tenure_field="months_on_book",
+        value_field="total_trans_amt",
+        value_label="12-month card spend",
+        value_high=4741.0,
+        value_low=2155.5,
+    )
+    assert value_tier(5000.0, 36, card).value == "high"
+    assert value_tier(3000.0, 36, card).value == "mid"
+    decided = value_tier(2000.0, 36, card)
+    assert decided.value == "low"
+    assert decided.reason == "12-month card spend 2000.00"
 
 
 def test_purchase_intent_is_high_from_an_even_chance_and_unknown_without_offers() -> None:
@@ -72,16 +88,16 @@ def test_purchase_intent_is_high_from_an_even_chance_and_unknown_without_offers(
 def test_the_next_best_action_follows_the_intent_risk_matrix_and_the_channel_the_value(
     risk: str, intent: str, tier: str, action: str, channel: str
 ) -> None:
-    record = {"tenure": 14, "contract": "Month-to-month"}
-    decided = next_best_action("C", risk, intent, tier, record, "tech_support", "contract = Month-to-month")  # type: ignore[arg-type]
+    decided = next_best_action(
+        "C", risk, intent, tier, 14, "Month-to-month", "tech_support", "contract = Month-to-month"
+    )  # type: ignore[arg-type]
     assert (decided.action, decided.channel) == (action, channel)
     assert decided.script
 
 
 def test_churned_customers_are_won_back_when_worth_it() -> None:
-    record = {"tenure": 30, "contract": "One year"}
-    assert next_best_action("E", "high", "low", "high", record, None, None).action == "win_back"
-    assert next_best_action("E", "high", "low", "low", record, None, None).action == "no_action"
+    assert next_best_action("E", "high", "low", "high", 30, "One year", None, None).action == "win_back"
+    assert next_best_action("E", "high", "low", "low", 30, "One year", None, None).action == "no_action"
 
 
 def test_scripts_name_the_offer_and_the_strongest_reason_for_churn() -> None:
@@ -91,8 +107,6 @@ def test_scripts_name_the_offer_and_the_strongest_reason_for_churn() -> None:
     ]
     reason = churn_reason(factors)
     assert reason == "contract = Month-to-month"
-    record = {"tenure": 40, "contract": "Month-to-month"}
-    assert (
-        "tech support" in next_best_action("C", "low", "high", "mid", record, "tech_support", reason).script
-    )
-    assert reason in next_best_action("D", "high", "low", "mid", record, None, reason).script
+    cross_sell = next_best_action("C", "low", "high", "mid", 40, "Month-to-month", "tech_support", reason)
+    assert cross_sell.script == "Thank them for 40 months with us and offer tech support."
+    assert reason in next_best_action("D", "high", "low", "mid", 40, "Month-to-month", None, reason).script

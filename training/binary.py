@@ -105,6 +105,8 @@ def train_binary(
             "description": spec.description,
         }
         tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
+        if spec.profile is not None:
+            metadata["profile"] = spec.profile.model_dump()
         if spec.risk is not None:
             metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
             levels = np.asarray(assign_risk_levels(p_hold, metadata["risk_levels"]))

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model_registry.derived import Derivation
+from model_registry.profile_fields import ProfileFields
 
 SPECS_DIR = Path(__file__).parent / "specs"
 ROW_NUMBER = "__row__"
@@ -163,6 +164,10 @@ class ModelSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     risk: RiskSpec | None = None
     grades: GradeSpec | None = None
+    profile: ProfileFields | None = Field(
+        default=None,
+        description="A churn line: the fields the customer profile's lifecycle rules read, value thresholds.",
+    )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Settings of the kind (products, segments)."
     )

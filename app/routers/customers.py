@@ -3,7 +3,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import AfterValidator
 
 from app.auth import ScoreScope
@@ -26,15 +26,26 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     responses=error_response_doc(401, 403, 404, 503),
 )
 async def customer_profile(
-    customer_id: Annotated[str, Path(max_length=64), AfterValidator(storable)],
+    customer_id: Annotated[str, Path(max_length=128), AfterValidator(storable)],
     models: ModelsDep,
     database: DatabaseDep,
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
     memo: ProfileMemoDep,
+    line: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="The churn line the customer belongs to (loaded by `clm ingest customers --line`); "
+            "absent: the default line.",
+        ),
+        AfterValidator(storable),
+    ] = None,
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
-    stored = await run_database(database, 1, partial(read_stored, database, customer_id))
+    models.for_line("churn", line)  # an unknown line is a 404 naming the lines, before the store is read
+    stored = await run_database(database, 1, partial(read_stored, database, customer_id, line))
     # One customer: scored on the event loop (app/concurrency.py).
-    profile = build_profile(stored, models, memo, log_predictions)
+    profile = build_profile(stored, line, models, memo, log_predictions)
     return scoring_response({**profile, "request_id": request_id})

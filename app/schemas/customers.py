@@ -62,6 +62,7 @@ class NextBestActionPart(Part):
 
 class ProfileResponse(BaseModel):
     customer_id: str
+    line: str | None = Field(description="The churn line the customer belongs to; null: the default line.")
     request_id: str
     churn: ChurnPart
     offers: OffersPart

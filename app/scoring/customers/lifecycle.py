@@ -1,13 +1,16 @@
 """The call-centre rules (DOMAIN.md): lifecycle stage, value tier, and the next best action with its channel.
 
-Plain rules on the stored record and the served scores, written out in the README; thresholds are constants
-here so they are read in one place. Telco shares quoted below are of the 7,043 customers of the demo file.
+Plain rules on the stored record and the served scores, written out in the README. Which fields of the record
+they read, and the value thresholds, are the churn line's own (model_registry/profile_fields.py, from its
+spec); the other thresholds are constants here. Telco shares quoted below are of the 7,043 demo customers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from model_registry.profile_fields import ProfileFields
 
 Intent = Literal["high", "low", "unknown"]
 Action = Literal["cross_sell", "fix_then_sell", "retention_care", "nurture", "win_back", "no_action"]
@@ -23,10 +26,7 @@ STAGE_NAMES: dict[str, str] = {
 # Months of the first commitment: a customer inside it is still being built up.
 FIRST_TERM_MONTHS = {"Two year": 24}
 DEFAULT_FIRST_TERM_MONTHS = 12
-# Value: the monthly bill (the current revenue), proven by tenure for the top tier. 90 and 35 are about the
-# top and bottom quarter of the Telco bills.
-HIGH_VALUE_MONTHLY = 90.0
-LOW_VALUE_MONTHLY = 35.0
+# Value: the line's value field (Telco: the monthly bill), proven by tenure for the top tier.
 LOYAL_TENURE_MONTHS = 24
 # Purchase intent is high when the best offer is more likely taken than not.
 HIGH_INTENT_PROPENSITY = 0.5
@@ -60,18 +60,19 @@ def lifecycle_stage(tenure: int | None, contract: str | None, risk_level: str, c
     return Decision("C", f"{tenure} months in, past the first {term}-month term, churn risk {risk_level}")
 
 
-def value_tier(monthly_charges: float | None, tenure: int | None) -> Decision:
-    """High: a big bill kept for two years; low: a small bill; mid: the rest (Telco: 19 %, 25 %, 56 %)."""
-    if monthly_charges is None:
-        return Decision("low", "no monthly charges stored")
+def value_tier(value: float | None, tenure: int | None, fields: ProfileFields) -> Decision:
+    """High: a big value kept for two years; low: a small one; mid: the rest (Telco: 19 %, 25 %, 56 %)."""
+    label = fields.value_label
+    if value is None:
+        return Decision("low", f"no {label} stored")
     months = tenure or 0
-    if monthly_charges >= HIGH_VALUE_MONTHLY and months >= LOYAL_TENURE_MONTHS:
-        return Decision("high", f"monthly charges {monthly_charges:.2f} for {months} months")
-    if monthly_charges < LOW_VALUE_MONTHLY:
-        return Decision("low", f"monthly charges {monthly_charges:.2f}")
-    if monthly_charges >= HIGH_VALUE_MONTHLY:
-        return Decision("mid", f"monthly charges {monthly_charges:.2f}, but only {months} months of tenure")
-    return Decision("mid", f"monthly charges {monthly_charges:.2f}")
+    if value >= fields.value_high and months >= LOYAL_TENURE_MONTHS:
+        return Decision("high", f"{label} {value:.2f} for {months} months")
+    if value < fields.value_low:
+        return Decision("low", f"{label} {value:.2f}")
+    if value >= fields.value_high:
+        return Decision("mid", f"{label} {value:.2f}, but only {months} months of tenure")
+    return Decision("mid", f"{label} {value:.2f}")
 
 
 def purchase_intent(best_propensity: float | None) -> Intent:
@@ -92,7 +93,8 @@ def next_best_action(
     risk_level: str,
     intent: Intent,
     tier: str,
-    record: dict[str, Any],
+    tenure: int | None,
+    contract: str | None,
     offer: str | None,
     churn_reason: str | None,
 ) -> NextAction:
@@ -116,12 +118,10 @@ def next_best_action(
                 channel,
                 f"Fix first (top churn driver: {reason}); once settled, offer {product}.",
             )
-        months = record.get("tenure") or 0
-        return NextAction(
-            "cross_sell", channel, f"Thank them for {months} months with us and offer {product}."
-        )
+        thanks = f"Thank them for {tenure} months with us" if tenure else "Thank them for being with us"
+        return NextAction("cross_sell", channel, f"{thanks} and offer {product}.")
     if high_risk:
-        if record.get("contract") == "Month-to-month":
+        if contract == "Month-to-month":
             return NextAction(
                 "retention_care",
                 channel,

@@ -17,6 +17,7 @@ from app.db import Database
 from app.errors import ModelNotLoaded, NotFound
 from app.prediction_log import RequestPredictions
 from app.repositories import customers as customer_repo
+from app.repositories import line_customers as line_customer_repo
 from app.repositories.customers import ScoresKey, StoredCustomer
 from app.scoring.customers import lifecycle
 from app.scoring.outcomes import CUSTOMER_CHURNED
@@ -24,8 +25,11 @@ from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.use_cases.churn import churn_predictions, score_customers
 from app.scoring.use_cases.products import match_products, product_predictions
+from model_registry.profile_fields import ProfileFields
 
 TOP_OFFERS = 3
+# A remembered profile's key: the churn line, and what made its scores.
+MemoKey = tuple[str | None, ScoresKey]
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,17 @@ class ScoreMemo:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[ScoresKey, ProfileScores] = OrderedDict()
+        self._entries: OrderedDict[MemoKey, ProfileScores] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: ScoresKey) -> ProfileScores | None:
+    def get(self, key: MemoKey) -> ProfileScores | None:
         with self._lock:
             scores = self._entries.get(key)
             if scores is not None:
                 self._entries.move_to_end(key)
         return scores
 
-    def put(self, key: ScoresKey, scores: ProfileScores) -> None:
+    def put(self, key: MemoKey, scores: ProfileScores) -> None:
         if self.size == 0:
             return
         with self._lock:
@@ -62,36 +66,46 @@ class ScoreMemo:
                 self._entries.popitem(last=False)
 
 
-def read_stored(database: Database, customer_id: str) -> StoredCustomer:
-    """The stored customer (and whether it churned), or a 404."""
+def read_stored(database: Database, customer_id: str, line: str | None) -> StoredCustomer:
+    """The stored customer of the churn line (and whether it churned), or a 404."""
     with database.engine.connect() as connection:
-        stored = customer_repo.get_for_profile(connection, customer_id, CUSTOMER_CHURNED)
+        if line is None:
+            stored = customer_repo.get_for_profile(connection, customer_id, CUSTOMER_CHURNED)
+        else:
+            stored = line_customer_repo.get_for_profile(connection, line, customer_id, CUSTOMER_CHURNED)
     if stored is None:
+        where = "the store" if line is None else f"the store of line {line!r}"
         raise NotFound(
-            f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": "not in the store"}]
+            f"no stored customer {customer_id!r}", [{"path": "customer_id", "message": f"not in {where}"}]
         )
     return stored
 
 
 def build_profile(
-    stored: StoredCustomer, models: LoadedModels, memo: ScoreMemo, log_predictions: RequestPredictions
+    stored: StoredCustomer,
+    line: str | None,
+    models: LoadedModels,
+    memo: ScoreMemo,
+    log_predictions: RequestPredictions,
 ) -> dict[str, Any]:
-    churn_scorer = models.for_line("churn", None)
-    products_scorer, no_offers_reason = products_scorer_of(models)
+    """The profile of a stored customer of a churn line, by the line's churn model and its products model."""
+    churn_scorer = models.for_line("churn", line)
+    products_scorer, no_offers_reason = products_scorer_of(models, line)
+    fields = ProfileFields.of(churn_scorer.metadata)
     record = stored.record
     updated_at = stored.updated_at
     age = {
         "features_as_of": updated_at,
         "features_age_seconds": (datetime.now(UTC) - updated_at).total_seconds(),
     }
-    customer_id = record["customer_id"]
+    customer_id = record[churn_scorer.id_field]
     key: ScoresKey = (
         customer_id,
         updated_at,
         churn_scorer.version,
         products_scorer.version if products_scorer else None,
     )
-    scores = _scores_for(stored, key, churn_scorer, products_scorer, memo)
+    scores = _scores_for(stored, (line, key), churn_scorer, products_scorer, memo)
     churn = scores.churn
     log_predictions(churn_scorer, churn_predictions([churn]))
     churn_ref = churn_scorer.ref
@@ -111,10 +125,10 @@ def build_profile(
         offers = {"available": False, "message": no_offers_reason, "recommendations": []}
     best = scores.offers[0] if scores.offers else None
 
-    stage = lifecycle.lifecycle_stage(
-        record["tenure"], record["contract"], churn["risk_level"], stored.churned_at is not None
-    )
-    tier = lifecycle.value_tier(record["monthly_charges"], record["tenure"])
+    tenure = _field(record, fields.tenure_field)
+    contract = _field(record, fields.contract_field)
+    stage = lifecycle.lifecycle_stage(tenure, contract, churn["risk_level"], stored.churned_at is not None)
+    tier = lifecycle.value_tier(_field(record, fields.value_field), tenure, fields)
     # Nothing left to offer is low intent; no product model to ask is unknown intent.
     best_propensity = None if scores.offers is None else best["propensity"] if best else 0.0
     intent = lifecycle.purchase_intent(best_propensity)
@@ -123,12 +137,14 @@ def build_profile(
         churn["risk_level"],
         intent,
         tier.value,
-        record,
+        tenure,
+        contract,
         best["product"] if best else None,
         lifecycle.churn_reason(churn["top_factors"]),
     )
     return {
-        "customer_id": record["customer_id"],
+        "customer_id": customer_id,
+        "line": line,
         "churn": {
             **age,
             "models": [churn_ref],
@@ -158,24 +174,28 @@ def build_profile(
     }
 
 
-def products_scorer_of(models: LoadedModels) -> tuple[Scorer | None, str | None]:
-    """The product scorer, or why there is none: the offers part then says so and the rest stands."""
+def _field(record: dict[str, Any], name: str | None) -> Any:
+    return None if name is None else record.get(name)
+
+
+def products_scorer_of(models: LoadedModels, line: str | None) -> tuple[Scorer | None, str | None]:
+    """The line's product scorer, or why there is none: the offers part then says so and the rest stands."""
     try:
-        return models.for_line("products", None), None
+        return models.for_line("products", line), None
     except (ModelNotLoaded, NotFound) as exc:
         return None, exc.message
 
 
 def _scores_for(
     stored: StoredCustomer,
-    key: ScoresKey,
+    key: MemoKey,
     churn_scorer: Scorer,
     products_scorer: Scorer | None,
     memo: ScoreMemo,
 ) -> ProfileScores:
     """The customer's scores by the served versions: stored by the batch job if they were made from this record
     by these versions, else remembered from an earlier view, else scored now (and remembered)."""
-    if stored.scores is not None and stored.scores.key == key:
+    if stored.scores is not None and stored.scores.key == key[1]:
         metrics.PROFILE_SCORES.labels("stored").inc()
         return ProfileScores(**stored.scores.scores)
     scores = memo.get(key)

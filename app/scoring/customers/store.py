@@ -1,6 +1,7 @@
 """Scoring by id: records that lack fields are completed from the customer store.
 
-One rule for every route that scores stored customers (churn, products):
+One rule for every route that scores stored customers (churn, products), on every line (the default line's
+customers in their typed table, an added line's under its name, `clm ingest customers --line`):
 - a record carrying only `customer_id` is scored from the store; an unknown id is a 404;
 - a record carrying some fields gets the others from the store when the customer is there, the fields sent
   winning (an explicit null included); an unknown id then scores as sent, missing fields as missing;
@@ -16,13 +17,14 @@ from app.concurrency import run_database
 from app.db import Database
 from app.errors import NotFound
 from app.repositories import customers as customer_repo
+from app.repositories import line_customers as line_customer_repo
 from app.scoring.runtime.scorer import Scorer, id_problem
 
 ID_FIELD = "customer_id"
 
 
 async def fill_from_store(
-    database: Database, records: list[dict[str, Any]], scorer: Scorer, path_prefix: str
+    database: Database, records: list[dict[str, Any]], scorer: Scorer, path_prefix: str, line: str | None
 ) -> list[dict[str, Any]]:
     """The records with the fields the scorer reads completed from the store, in order (the store is read only
     when a record needs it; app/concurrency.py says where)."""
@@ -36,7 +38,7 @@ async def fill_from_store(
     if not incomplete:
         return records
     ids = [str(records[row][ID_FIELD]) for row in incomplete]
-    stored = await run_database(database, len(ids), partial(_read_customers, database, ids))
+    stored = await run_database(database, len(ids), partial(_read_customers, database, line, ids))
     filled = list(records)
     unknown = []
     for row in incomplete:
@@ -60,9 +62,11 @@ async def fill_from_store(
     return filled
 
 
-def _read_customers(database: Database, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _read_customers(database: Database, line: str | None, ids: list[str]) -> dict[str, dict[str, Any]]:
     with database.engine.connect() as connection:
-        return customer_repo.get_records(connection, ids)
+        if line is None:
+            return customer_repo.get_records(connection, ids)
+        return line_customer_repo.get_records(connection, line, ids)
 
 
 def _usable_id(value: Any) -> bool:

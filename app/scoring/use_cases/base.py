@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,7 +20,6 @@ from app.errors import InvalidRecords
 from app.prediction_log import Prediction
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.runtime.shadow import Compare
-from model_registry.contract import FeatureContract
 
 Record = dict[str, Any]
 Result = dict[str, Any]
@@ -50,44 +50,43 @@ class UseCase:
         return self.name
 
 
-def check_records(scorer: Scorer, records: list[Record], path_prefix: str, strict: bool) -> list[Result]:
-    """What the model could not use in each record: fields it does not know, and its fields absent or null.
+def check_records(
+    scorer: Scorer, records: list[Record], path_prefix: str, strict: bool
+) -> tuple[list[list[str]], list[list[str]]]:
+    """What the model could not use in each record: the fields it does not know, and its own fields absent or
+    null, per record in order. With `strict`, an unknown field is a 422 naming its path instead. Counted per
+    model for /metrics.
 
-    With `strict`, an unknown field is a 422 naming its path instead. Counted per model for /metrics."""
+    Column by column, at C speed where the records are clean: on a 1,000-record batch this costs a fraction
+    of the scoring (a per-record loop of set operations cost half as much as XGBoost itself)."""
     contract = scorer.bundle.contract
-    known = known_fields(contract)
-    features = [feature.name for feature in contract.features]
-    needed = frozenset(features)
-    checks = []
-    unknown_count = missing_count = 0
-    for record in records:
-        # Set operations and `in` on values run at C speed: a complete, clean record costs a few microseconds.
-        unknown = sorted(record.keys() - known) if not record.keys() <= known else []
-        if contract.derived:
-            record = contract.with_derived(record)
-        if record.keys() >= needed and None not in record.values():
-            missing: list[str] = []
-        else:
-            missing = [name for name in features if record.get(name) is None]
-        unknown_count += len(unknown)
-        missing_count += len(missing)
-        checks.append({"unknown_fields": unknown, "missing_fields": missing})
+    known = contract.field_names
+    unknown: list[list[str]] = [[] for _ in records]
+    if not known.issuperset(set().union(*records)):
+        for row, record in enumerate(records):
+            if not record.keys() <= known:
+                unknown[row] = sorted(record.keys() - known)
+    if contract.derived:
+        records = [contract.with_derived(record) for record in records]
+    missing: list[list[str]] = [[] for _ in records]
+    for feature in contract.features:
+        column = list(map(dict.get, records, repeat(feature.name)))
+        if None in column:
+            for row, value in enumerate(column):
+                if value is None:
+                    missing[row].append(feature.name)
+    unknown_count = sum(map(len, unknown))
     if strict and unknown_count:
         details = [
             {"path": f"{path_prefix}[{row}].{name}", "message": "not a field of this model (strict)"}
-            for row, check in enumerate(checks)
-            for name in check["unknown_fields"]
+            for row, names in enumerate(unknown)
+            for name in names
         ]
         raise InvalidRecords(f"{len(details)} field(s) are not fields of {scorer.name}", details)
+    missing_count = sum(map(len, missing))
     version = str(scorer.version)
     if unknown_count:
         metrics.RECORD_FIELDS.labels(scorer.name, version, "unknown").inc(unknown_count)
     if missing_count:
         metrics.RECORD_FIELDS.labels(scorer.name, version, "missing").inc(missing_count)
-    return checks
-
-
-def known_fields(contract: FeatureContract) -> frozenset[str]:
-    """Every field a model version reads: its features, its ID, and the sources of its derived fields."""
-    sources = {source for derivation in contract.derived for source in derivation.sources}
-    return frozenset({contract.id_field, *(f.name for f in contract.features), *sources})
+    return unknown, missing

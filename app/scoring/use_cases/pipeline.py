@@ -40,7 +40,7 @@ class ScoringPipeline:
         check_batch_size(records, self.max_batch, field)
         scorer = self.models.for_line(use_case.name, body.line)
         if use_case.from_store:
-            records = await fill_from_store(self.database, records, scorer, field)
+            records = await fill_from_store(self.database, records, scorer, field, body.line)
         checks = check_records(scorer, records, field, body.strict)
         results = await run_scoring(len(records), lambda: _score(use_case, scorer, records, checks, body))
         self.log(scorer, use_case.predictions(scorer, results))
@@ -60,11 +60,16 @@ class ScoringPipeline:
 
 
 def _score(
-    use_case: UseCase, scorer: Scorer, records: list[Record], checks: list[Result], body: Any
+    use_case: UseCase,
+    scorer: Scorer,
+    records: list[Record],
+    checks: tuple[list[list[str]], list[list[str]]],
+    body: Any,
 ) -> list[Result]:
     results = use_case.score(scorer, records, body)
-    for result, check in zip(results, checks, strict=True):
-        result.update(check)
+    for result, unknown, missing in zip(results, *checks, strict=True):
+        result["unknown_fields"] = unknown
+        result["missing_fields"] = missing
     if use_case.arrange is not None:
         results = use_case.arrange(scorer, records, results, body)
     return results

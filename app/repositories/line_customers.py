@@ -1,0 +1,84 @@
+"""Customers of added lines (app/models/line_customer.py): read by id, upserted in batches of changed rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy.orm import Session
+
+from app.models import LineCustomer, Outcome
+from app.models.base import utcnow
+from app.repositories.customers import StoredCustomer, UpsertCounts
+from app.repositories.upsert import insert_for
+
+_TABLE = LineCustomer.__table__
+
+
+def get_records(connection: Connection, line: str, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored records of these customers of the line, by id (ids not in the store are left out)."""
+    ids = list(dict.fromkeys(customer_ids))
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(_TABLE.c.customer_id, _TABLE.c.record).where(
+            _TABLE.c.line == line, _TABLE.c.customer_id.in_(ids)
+        )
+    )
+    return {customer_id: record for customer_id, record in rows}
+
+
+_FOR_PROFILE = (
+    select(_TABLE.c.record, _TABLE.c.updated_at, Outcome.observed_at)
+    .outerjoin(
+        Outcome,
+        and_(
+            Outcome.record_id == _TABLE.c.customer_id,
+            Outcome.event == bindparam("event"),
+            Outcome.item == "",
+            Outcome.happened.is_(True),
+        ),
+    )
+    .where(_TABLE.c.line == bindparam("line"), _TABLE.c.customer_id == bindparam("customer_id"))
+)
+
+
+def get_for_profile(
+    connection: Connection, line: str, customer_id: str, churn_event: str
+) -> StoredCustomer | None:
+    """The customer of the line and whether a churn outcome is recorded for it, in one round trip. Profile
+    scores are not stored ahead for added lines: they are scored on view (and remembered by each worker)."""
+    row = connection.execute(
+        _FOR_PROFILE, {"line": line, "customer_id": customer_id, "event": churn_event}
+    ).first()
+    if row is None:
+        return None
+    record, updated_at, churned_at = row
+    return StoredCustomer(record, updated_at, churned_at, None)
+
+
+def upsert_many(session: Session, line: str, records: list[dict[str, Any]]) -> UpsertCounts:
+    """Insert new customers of the line and rewrite those whose record differs; `updated_at` moves only then.
+
+    JSON has no equality operator on PostgreSQL, so changes are found by comparing with the stored records
+    here. Records must carry distinct customer ids."""
+    if not records:
+        return UpsertCounts(0, 0, 0)
+    stored = get_records(session.connection(), line, (r["customer_id"] for r in records))
+    now = utcnow()
+    rows = [
+        {"line": line, "customer_id": r["customer_id"], "record": r, "created_at": now, "updated_at": now}
+        for r in records
+        if stored.get(r["customer_id"]) != r
+    ]
+    if rows:
+        statement = insert_for(session, LineCustomer)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_TABLE.c.line, _TABLE.c.customer_id],
+            set_={"record": statement.excluded.record, "updated_at": statement.excluded.updated_at},
+        )
+        session.execute(statement, rows)
+    updated = sum(1 for row in rows if row["customer_id"] in stored)
+    inserted = len(rows) - updated
+    return UpsertCounts(inserted=inserted, updated=updated, unchanged=len(records) - len(rows))
