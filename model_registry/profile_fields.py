@@ -2,8 +2,8 @@
 
 Declared in the line's spec (`[profile]`), stored with each version, read by the profile: a line a team adds
 names its own tenure and value fields (a bank's `months_on_book`, a card's yearly spend) and the rules work on
-its customers without code. A version stored without it (registered before this existed) reads the Telco
-fields, as it always did.
+its customers without code. A default-line version stored without it (registered before this existed) reads
+the Telco fields, as it always did.
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ class ProfileFields(BaseModel):
     @classmethod
     def of(cls, metadata: dict[str, Any]) -> ProfileFields:
         stored = metadata.get("profile")
-        return TELCO if stored is None else cls.model_validate(stored)
+        if stored is not None:
+            return cls.model_validate(stored)
+        # Registered before lines declared their fields: the default churn line is Telco's; another line's
+        # fields are not known, and the rules say so (tenure unknown, no value stored).
+        return TELCO if metadata.get("line") is None else cls()
 
 
 # The Telco line's: 90 and 35 are about the top and bottom quarter of its monthly bills.
