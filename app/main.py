@@ -18,7 +18,7 @@ from app.guard import RequestGuard
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.openapi import TypedOpenApi
 from app.prediction_log import PredictionLog
-from app.routers import admin, customers, health, models, outcomes, scoring
+from app.routers import admin, customers, health, model_versions, outcomes, scoring
 from app.scoring.customers.profile import ScoreMemo
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.shadow import ShadowScoring
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health.router,
         scoring.router,
-        models.router,
+        model_versions.router,
         admin.router,
         customers.router,
         outcomes.router,

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep
 from app.errors import NotFound, error_response_doc
-from app.schemas.models import ModelsResponse
+from app.schemas.model_versions import ModelsResponse
 from app.scoring.runtime.served import describe_served, record_schema_of
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ScoreScope])
