@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Customer, Outcome, StoredProfileScores
@@ -53,6 +53,16 @@ def get_records(connection: Connection, customer_ids: Iterable[str]) -> dict[str
     return {record["customer_id"]: record for record in map(record_of, rows)}
 
 
+def churn_recorded(customer_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """Joins a customer to its recorded churn outcome (the event named by the `event` parameter), if any."""
+    return and_(
+        Outcome.record_id == customer_id,
+        Outcome.event == bindparam("event"),
+        Outcome.item == "",
+        Outcome.happened.is_(True),
+    )
+
+
 # Built once: the profile runs it on every call, and building a statement costs more than running it here.
 # Core, not the ORM: one row of plain values is all the profile needs, and the ORM's session, identity map and
 # object loading cost several times the query itself.
@@ -66,15 +76,7 @@ _FOR_PROFILE = (
         _SCORES.c.products_version,
         _SCORES.c.scores,
     )
-    .outerjoin(
-        Outcome,
-        and_(
-            Outcome.record_id == _CUSTOMERS.c.customer_id,
-            Outcome.event == bindparam("event"),
-            Outcome.item == "",
-            Outcome.happened.is_(True),
-        ),
-    )
+    .outerjoin(Outcome, churn_recorded(_CUSTOMERS.c.customer_id))
     .outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id)
     .where(_CUSTOMERS.c.customer_id == bindparam("customer_id"))
 )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.models import LineCustomer, Outcome
 from app.models.base import utcnow
-from app.repositories.customers import StoredCustomer, UpsertCounts
+from app.repositories.customers import StoredCustomer, UpsertCounts, churn_recorded
 from app.repositories.upsert import insert_for
 
 _TABLE = LineCustomer.__table__
@@ -31,15 +31,7 @@ def get_records(connection: Connection, line: str, customer_ids: Iterable[str]) 
 
 _FOR_PROFILE = (
     select(_TABLE.c.record, _TABLE.c.updated_at, Outcome.observed_at)
-    .outerjoin(
-        Outcome,
-        and_(
-            Outcome.record_id == _TABLE.c.customer_id,
-            Outcome.event == bindparam("event"),
-            Outcome.item == "",
-            Outcome.happened.is_(True),
-        ),
-    )
+    .outerjoin(Outcome, churn_recorded(_TABLE.c.customer_id))
     .where(_TABLE.c.line == bindparam("line"), _TABLE.c.customer_id == bindparam("customer_id"))
 )
 
