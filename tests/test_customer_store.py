@@ -25,6 +25,14 @@ from tests.conftest import TELCO_FILE
 @pytest.fixture
 def database(database_url: str) -> Database:
     opened = Database(database_url)
+    yield opened  # type: ignore[misc]
+    opened.dispose()
+
+
+@pytest.fixture
+def migrated_here(empty_database_url: str) -> Database:
+    """A database this test migrated from nothing."""
+    opened = Database(empty_database_url)
     opened.upgrade()
     yield opened  # type: ignore[misc]
     opened.dispose()
@@ -52,22 +60,22 @@ def stored(database: Database) -> dict[str, Customer]:
         return {c.customer_id: c for c in session.scalars(select(Customer))}
 
 
-def test_the_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
-    with database.engine.connect() as connection:
+def test_the_migrations_build_exactly_the_schema_the_models_describe(migrated_here: Database) -> None:
+    with migrated_here.engine.connect() as connection:
         differences = compare_metadata(
             MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
         )
     assert differences == []
 
 
-def test_upgrading_twice_is_harmless_and_the_migrations_downgrade_cleanly(database: Database) -> None:
-    database.upgrade()
+def test_upgrading_twice_is_harmless_and_the_migrations_downgrade_cleanly(migrated_here: Database) -> None:
+    migrated_here.upgrade()
     config = Config(str(ALEMBIC_INI))
-    with database.engine.begin() as connection:
+    with migrated_here.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
-    database.upgrade()
-    assert stored(database) == {}
+    migrated_here.upgrade()
+    assert stored(migrated_here) == {}
 
 
 def test_ingest_loads_every_telco_customer_under_api_field_names(
@@ -163,11 +171,11 @@ def test_workers_opening_a_new_sqlite_database_together_all_start(tmp_path: Path
                 opened.dispose()
 
 
-def test_services_starting_together_migrate_one_after_the_other(database_url: str) -> None:
-    databases = [Database(database_url) for _ in range(4)]
+def test_services_starting_together_migrate_one_after_the_other(empty_database_url: str) -> None:
+    databases = [Database(empty_database_url) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(Database.upgrade, databases))
     for opened in databases:
         opened.dispose()
-    with Database(database_url).session() as session:
+    with Database(empty_database_url).session() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 0
