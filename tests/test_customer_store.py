@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,13 +163,17 @@ def test_workers_opening_a_new_sqlite_database_together_all_start(tmp_path: Path
     # Switching a new file to WAL needs it to itself, and SQLite refuses at once while another connection
     # migrates: before the retry, about one start in twenty of six workers failed with "database is locked".
     for attempt in range(30):
-        databases = [Database(f"sqlite:///{tmp_path / f'clm-{attempt}.db'}") for _ in range(6)]
+        path = tmp_path / f"clm-{attempt}.db"
+        databases = [Database(f"sqlite:///{path}") for _ in range(6)]
         try:
             with ThreadPoolExecutor(6) as pool:
-                list(pool.map(Database.upgrade, databases))
+                list(pool.map(Database.upgrade, databases))  # none raises "database is locked"
+            assert [opened.state()[0] for opened in databases] == ["ok"] * 6
         finally:
             for opened in databases:
                 opened.dispose()
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_services_starting_together_migrate_one_after_the_other(empty_database_url: str) -> None:
@@ -179,3 +184,22 @@ def test_services_starting_together_migrate_one_after_the_other(empty_database_u
         opened.dispose()
     with Database(empty_database_url).session() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_clm_db_upgrade_migrates_and_the_jobs_refuse_a_database_it_has_not(
+    empty_database_url: str, data_dir: Path
+) -> None:
+    refused = ingest(empty_database_url, str(data_dir / TELCO_FILE))
+    assert refused.exit_code == 1
+    assert "clm db upgrade" in refused.output
+    env = {"CLM_DATABASE_URL": empty_database_url}
+    upgraded = CliRunner().invoke(clm, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "schema at" in upgraded.output
+    database = Database(empty_database_url)
+    try:
+        assert database.state()[0] == "ok"
+    finally:
+        database.dispose()
+    again = CliRunner().invoke(clm, ["db", "upgrade"], env=env)
+    assert again.exit_code == 0, again.output

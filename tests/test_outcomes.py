@@ -98,6 +98,7 @@ def test_an_outcome_missing_its_product_or_line_is_a_422_naming_the_field(client
         },
     )
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     paths = {d["path"] for d in response.json()["error"]["details"]}
     assert paths == {
         "outcomes[0].product",
@@ -110,6 +111,7 @@ def test_an_outcome_missing_its_product_or_line_is_a_422_naming_the_field(client
 def test_performance_of_an_unjudged_model_is_a_404(client: TestClient) -> None:
     response = client.get("/v1/models/clm-diagnosis/performance")
     assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
 
 
 def test_performance_reports_realised_auc_conversion_by_risk_level_and_lift_of_the_served_version(
