@@ -1,6 +1,11 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t clm-scoring .
-# Run:   docker run -p 8000:8000 -e MLFLOW_TRACKING_URI=... -e CLM_API_KEYS='{"key": ["score"]}' clm-scoring
+# Migrate (once per release, before serving): docker run --rm -e CLM_DATABASE_URL=... clm-scoring clm db upgrade
+# Run:   docker run -p 8000:8000 -e MLFLOW_TRACKING_URI=... -e CLM_DATABASE_URL=... \
+#            -e CLM_API_KEY_DIGESTS_FILE=/run/secrets/clm-keys -v ./keys.json:/run/secrets/clm-keys:ro clm-scoring
+# The image listens on 0.0.0.0, so it requires keys: without CLM_API_KEYS, CLM_API_KEY_DIGESTS or
+# CLM_API_KEY_DIGESTS_FILE it exits with an error (the demo key is accepted on loopback only). keys.json maps
+# each key's SHA-256 hex digest to its scopes: {"<sha256 of the key>": ["score", "outcomes"]}.
 # Models come from the registry named by MLFLOW_TRACKING_URI (train them with `clm train all`).
 
 FROM python:3.11-slim AS build

@@ -9,7 +9,7 @@ export CLM_HOST ?= 127.0.0.1
 export CLM_PORT ?= 8000
 CUSTOMERS ?= $(CLM_DATA_DIR)/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv
 
-.PHONY: run test lint typecheck train customers profiles bench install clean
+.PHONY: run test lint typecheck train migrate customers profiles bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,14 @@ train: $(STAMP)
 	@mkdir -p var
 	$(BIN)/clm train all --missing-only
 
-# Load or refresh the demo customers into the store (CLM_DATABASE_URL, default var/clm.db). Idempotent: a re-run
-# rewrites nothing and takes a few seconds.
-customers: $(STAMP)
+# Bring the database (CLM_DATABASE_URL, default var/clm.db) to the newest migration: a step of its own, before
+# the jobs and the service (which never migrates, so it can start while the database is down).
+migrate: $(STAMP)
+	@mkdir -p var
+	$(BIN)/clm db upgrade
+
+# Load or refresh the demo customers into the store. Idempotent: a re-run rewrites nothing and takes a few seconds.
+customers: migrate
 	@mkdir -p var
 	$(BIN)/clm ingest customers $(CUSTOMERS)
 
@@ -37,7 +42,7 @@ customers: $(STAMP)
 profiles: train customers
 	$(BIN)/clm score customers
 
-run: train customers profiles
+run: train migrate customers profiles
 	$(BIN)/python -m app
 
 test: $(STAMP)

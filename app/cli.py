@@ -1,5 +1,5 @@
-"""`clm`: the training commands (training/cli.py) plus `clm ingest` and `clm score`, which need the service's
-database.
+"""`clm`: the training commands (training/cli.py) plus `clm db`, `clm ingest` and `clm score`, which need the
+service's database.
 
 Training never imports app/, so the full CLI is composed here; the console script points at `clm`.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from app.db import Database
 from app.errors import ModelNotLoaded
@@ -33,6 +34,8 @@ from training.cli import app as clm
 from training.data import DataError, read_source
 from training.spec import ROW_NUMBER, find_spec
 
+db_app = typer.Typer(help="The service's database (CLM_DATABASE_URL).", no_args_is_help=True)
+clm.add_typer(db_app, name="db")
 ingest_app = typer.Typer(
     help="Load records into the service's database (CLM_DATABASE_URL).", no_args_is_help=True
 )
@@ -46,6 +49,39 @@ log = logging.getLogger("clm.ingest")
 score_log = logging.getLogger("clm.score")
 
 SHOWN_REJECTS = 20
+
+
+@db_app.command("upgrade")
+def db_upgrade_command() -> None:
+    """Bring the schema to the newest migration: a step of its own, before the service starts (`make run` runs
+    it; in a container, run it once per release). A no-op when the schema is current; several at once take turns.
+    """
+    database = _database()
+    try:
+        database.upgrade()
+        _, message = database.state()
+    except DBAPIError as exc:
+        typer.echo(f"cannot upgrade {database.url.render_as_string()}: {exc.orig or exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+    typer.echo(f"database {database.url.render_as_string()}: {message}")
+
+
+def _database() -> Database:
+    settings = Settings()
+    return Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
+
+
+def _migrated_database() -> Database:
+    """The database, when it answers and its schema is current; else the command stops saying what to do."""
+    database = _database()
+    state, message = database.state()
+    if state != "ok":
+        database.dispose()
+        typer.echo(f"database {database.url.render_as_string()} {state}: {message}", err=True)
+        raise typer.Exit(1)
+    return database
 
 
 @ingest_app.command("customers")
@@ -75,9 +111,8 @@ def ingest_customers_command(
     """
     settings = Settings()
     load = partial(ingest_customers, path=file) if line is None else _line_loader(settings, line, file)
-    database = Database(settings.database_url)
+    database = _migrated_database()
     try:
-        database.upgrade()
         started = time.perf_counter()
         try:
             report = load(database, batch_size=batch_size, progress=_show_progress)
@@ -146,9 +181,8 @@ def score_customers_command(
     products_scorer, no_offers_reason = products_scorer_of(models, None)
     if products_scorer is None:
         typer.echo(f"scoring without offers: {no_offers_reason}", err=True)
-    database = Database(settings.database_url)
+    database = _migrated_database()
     try:
-        database.upgrade()
         started = time.perf_counter()
         scored = prescore_profiles(database, churn_scorer, products_scorer, batch_size, _show_scored)
     finally:

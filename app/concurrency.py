@@ -10,7 +10,8 @@ Database reads follow the same rule on SQLite: a file on the local disk, read in
 writer (the prediction log, an ingest), and reading a few rows costs a fraction of a millisecond, less than the
 hop to a thread and back (the profile benchmark: 680-1,160 -> 1,120-1,500 req/s, p99 20-42 -> 16-24 ms at
 concurrency 8). PostgreSQL is reached over the network, and a server that hangs must never stop the loop: its
-calls always go to the thread pool.
+calls always go to the database's own threads, with a deadline (Database.run), never to the thread pool that
+scores batches and answers /metrics.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def run_scoring(records: int, work: Callable[[], T]) -> T:
 
 
 async def run_database(database: Database, records: int, work: Callable[[], T]) -> T:
-    """Run `work`, a read of `records` records: inline for a few on SQLite, else in the thread pool."""
+    """Run `work`, a read of `records` records: inline for a few on SQLite, else on the database's threads."""
     if database.dialect == "sqlite" and records <= INLINE_RECORDS:
         return work()
-    return await run_in_threadpool(work)
+    return await database.run(work)

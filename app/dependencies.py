@@ -6,11 +6,9 @@ hop per dependency per request costs more than the scoring of one record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.observability import request_id_var
@@ -44,15 +42,6 @@ ShadowDep = Annotated[ShadowScoring, Depends(_shadow)]
 RequestIdDep = Annotated[str, Depends(_request_id)]
 
 
-def _session(request: Request) -> Iterator[Session]:
-    """One session per request, committed when the route returns (before the response), rolled back if it raises.
-
-    A session opens no connection until its first query, so routes that need none pay nothing.
-    """
-    with request.state.database.session() as session:
-        yield session
-
-
 async def _database(request: Request) -> Database:
     return request.state.database  # type: ignore[no-any-return]
 
@@ -66,8 +55,8 @@ async def _profile_memo(request: Request) -> ScoreMemo:
     return request.state.profile_memo  # type: ignore[no-any-return]
 
 
-SessionDep = Annotated[Session, Depends(_session, scope="function")]
-# For async routes, which read the database themselves where app/concurrency.py says.
+# Routes reach the database through Database.run (its own threads, a deadline) or app/concurrency.py's
+# run_database: never a session dependency, which would hold a thread of the shared pool while the database hangs.
 DatabaseDep = Annotated[Database, Depends(_database)]
 PredictionLogDep = Annotated[RequestPredictions, Depends(_prediction_log)]
 ProfileMemoDep = Annotated[ScoreMemo, Depends(_profile_memo)]

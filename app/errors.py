@@ -71,8 +71,10 @@ class RegistryUnreachableError(ServiceError):
     status_code, code = 503, "registry_unavailable"
 
 
-class StoreUnavailable(ServiceError):
-    status_code, code = 503, "store_unavailable"
+class DatabaseUnavailable(ServiceError):
+    """The database is down, refuses connections, or did not answer in time: retry, not a bug."""
+
+    status_code, code = 503, "database_unavailable"
 
 
 def envelope(
@@ -127,7 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         # The database is unreachable or refusing connections: a condition to retry, not a bug.
         log.warning("database unavailable: %s", type(exc).__name__)
-        error = StoreUnavailable("the customer store is unavailable; retry shortly")
+        error = DatabaseUnavailable("the database is unavailable; retry shortly")
         return envelope(error.status_code, error.code, error.message)
 
     # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
@@ -147,5 +149,5 @@ _DESCRIPTIONS = {
     409: "The version the alias points to was refused (failed to load or to score its example)",
     413: "Batch or body over the limit",
     422: "Invalid input; one detail per bad field, with its path",
-    503: "No model loaded for the route, the registry or the customer store unavailable",
+    503: "No model loaded for the route, the registry or the database unavailable",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth import KeyRing
 from app.db import Database
-from app.errors import install_error_handlers
+from app.errors import DatabaseUnavailable, install_error_handlers
 from app.guard import RequestGuard
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.openapi import TypedOpenApi
@@ -62,8 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_pending=settings.shadow_max_pending,
         )
         watcher = RegistryWatcher(loaded, settings.reload_interval_seconds)
-        database = Database(settings.database_url)
-        await run_in_threadpool(database.upgrade)
+        # No migration here (`clm db upgrade` is a step of its own) and no connection: the service starts, and
+        # scores by fields, with its database down; by-id, profile and outcome calls are 503 until it is back.
+        database = Database(
+            settings.database_url,
+            statement_timeout=settings.database_statement_timeout,
+            pool_timeout=settings.database_pool_timeout,
+            connect_timeout=settings.database_connect_timeout,
+        )
+        database_check = asyncio.get_running_loop().create_task(_log_database_state(database))
         prediction_log = PredictionLog(
             database.engine,
             capacity=settings.prediction_log_capacity,
@@ -88,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "shadow": shadow,
             }
         finally:
+            database_check.cancel()
             watcher.stop()
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
             database.dispose()
@@ -115,3 +124,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     return app
+
+
+async def _log_database_state(database: Database) -> None:
+    """Say at start whether the database answers and is migrated, without waiting for it."""
+    try:
+        state, message = await database.run(database.state)
+    except DatabaseUnavailable as exc:
+        state, message = "unavailable", exc.message
+    if state == "ok":
+        log.info("database %s: %s", database.dialect, message)
+    else:
+        log.warning("database %s %s: %s", database.dialect, state, message)

@@ -91,6 +91,17 @@ class Settings(RegistrySettings):
         default="sqlite:///var/clm.db",
         description="Customer store, prediction log and outcomes: SQLite here, postgresql+psycopg://... in production.",
     )
+    database_statement_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="PostgreSQL: seconds a statement may run before the server ends it (statement_timeout).",
+    )
+    database_pool_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds a request waits for a pooled database connection."
+    )
+    database_connect_timeout: int = Field(
+        default=3, ge=1, description="PostgreSQL: seconds to open a connection (connect_timeout)."
+    )
     prediction_log_capacity: int = Field(
         default=100_000,
         ge=1,

@@ -51,6 +51,7 @@ def main() -> None:
         f"profile of {len(ids)} stored customers ({WORKERS} workers); database and logs in {folder}",
         flush=True,
     )
+    subprocess.run([str(BIN / "clm"), "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run(
         [str(BIN / "clm"), "ingest", "customers", str(TELCO)], env=env, check=True, capture_output=True
     )

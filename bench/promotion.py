@@ -130,7 +130,11 @@ def main() -> None:
             "CLM_API_KEYS": json.dumps({KEY: ["score", "admin"]}),
             "CLM_MODELS": json.dumps([spec.registered_model]),
             "CLM_LOG_LEVEL": "WARNING",
+            "CLM_DATABASE_URL": f"sqlite:///{root / 'clm.db'}",
         }
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "db", "upgrade"], env=env, check=True, capture_output=True
+        )
         env.update(CLM_HOST="127.0.0.1", CLM_PORT=str(args.port), CLM_WORKERS=str(args.workers))
         command = [sys.executable, "-m", "app"]  # the service as deployed (app/server.py)
         url = f"http://127.0.0.1:{args.port}"

@@ -225,21 +225,42 @@ BACKENDS = ["sqlite", "postgresql"]
 def _apps_keep_their_database_in_a_temporary_folder(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[None]:
-    """Apps built by tests without a database_url use a throwaway SQLite file, never ./var/clm.db."""
-    os.environ["CLM_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('default-db') / 'clm.db'}"
+    """Apps built by tests without a database_url use a throwaway SQLite file (migrated, as `make run` does
+    before serving), never ./var/clm.db."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('default-db') / 'clm.db'}"
+    migrate(url)
+    os.environ["CLM_DATABASE_URL"] = url
     yield
     os.environ.pop("CLM_DATABASE_URL", None)
 
 
+def migrate(url: str) -> None:
+    """`clm db upgrade`: the service never migrates, so a test's database is migrated before its app starts."""
+    from app.db import Database
+
+    database = Database(url)
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+
+
 class Databases:
-    """Empty databases on demand: a new SQLite file, or a new PostgreSQL schema (dropped at the end)."""
+    """Databases on demand: a new SQLite file, or a new PostgreSQL schema (dropped at the end), migrated to the
+    newest schema unless asked for an empty one."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self.tmp_path_factory = tmp_path_factory
         self.schemas: list[str] = []
         self._admin: Engine | None = None
 
-    def new(self, backend: str) -> str:
+    def new(self, backend: str, *, migrated: bool = True) -> str:
+        url = self._new(backend)
+        if migrated:
+            migrate(url)
+        return url
+
+    def _new(self, backend: str) -> str:
         if backend == "sqlite":
             return f"sqlite:///{self.tmp_path_factory.mktemp('sqlite') / 'clm.db'}"
         schema = f"clm_test_{uuid.uuid4().hex[:12]}"
@@ -290,8 +311,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def database_url(backend: str, databases: Databases) -> str:
-    """A new, empty database of the test's backend."""
+    """A new database of the test's backend, migrated, with no rows."""
     return databases.new(backend)
+
+
+@pytest.fixture
+def empty_database_url(backend: str, databases: Databases) -> str:
+    """A new database of the test's backend without any table (for the migrations' own tests)."""
+    return databases.new(backend, migrated=False)
 
 
 def load_demo_customers(database_url: str, data_dir: Path) -> None:

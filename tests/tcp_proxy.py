@@ -1,7 +1,9 @@
 """A tiny TCP proxy for outage tests: the app talks to PostgreSQL through it, and the test cuts the line.
 
 `cut()` drops every open connection and stops listening (new connections are refused, as when the server is
-down); `restore()` listens again on the same port. Real sockets and a real server: nothing is mocked.
+down); `restore()` listens again on the same port. `stall()` keeps every connection open and accepts new ones
+but passes no byte either way (a server or network that stops answering mid-query); `resume()` lets the held
+bytes through. Real sockets and a real server: nothing is mocked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class TcpProxy:
         self._server: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> TcpProxy:
         self._server = socket.create_server(("127.0.0.1", self.port))
@@ -26,6 +30,12 @@ class TcpProxy:
         return self
 
     restore = start
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def cut(self) -> None:
         server, self._server = self._server, None
@@ -55,6 +65,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from app.auth import KeyRing
+from app.guard import RequestGuard
 from app.main import create_app
 from app.schemas.churn import TELCO_EXAMPLE as CUSTOMER
 from app.settings import DEMO_KEY, Settings
@@ -118,3 +121,23 @@ def test_recording_outcomes_needs_the_outcomes_scope(client: TestClient) -> None
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
     assert "outcomes" in response.json()["error"]["message"]
+
+
+def test_the_guard_knows_the_scope_of_every_route_from_the_routers() -> None:
+    app = create_app(Settings())
+    guard = RequestGuard(app, app.router, KeyRing.of(Settings()), 1024)
+    found = {}
+    for path, operations in app.openapi()["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        for method in operations:
+            scope = {"type": "http", "method": method.upper(), "path": concrete, "root_path": ""}
+            route, needed = guard._route_of(scope)
+            assert route is not None
+            assert route.path == path  # type: ignore[attr-defined]
+            found[(method.upper(), path)] = needed
+    assert found[("POST", "/v1/outcomes")] == "outcomes"
+    assert found[("POST", "/v1/admin/models/{name}/reload")] == "admin"
+    assert found[("GET", "/v1/customers/{customer_id}/profile")] == "score"
+    assert found[("GET", "/v1/models/{name}/performance")] == "score"
+    open_routes = {route for route, needed in found.items() if needed is None}
+    assert open_routes == {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}

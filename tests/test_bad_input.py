@@ -31,6 +31,7 @@ def test_a_bad_value_is_a_422_naming_its_path(client: TestClient, raw_body: str,
     )
     assert response.status_code == 422, response.text
     error = response.json()["error"]
+    assert error["code"] in {"validation_error", "invalid_body"}
     assert path in [d["path"] for d in error["details"]]
 
 
@@ -41,6 +42,7 @@ def test_invalid_json_is_a_422_naming_the_byte_where_it_breaks(client: TestClien
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     (detail,) = response.json()["error"]["details"]
     assert detail["path"] == "body"
     assert detail["message"].startswith("invalid JSON at byte 29:"), detail
@@ -51,6 +53,7 @@ def test_a_body_that_is_not_utf8_is_a_422(client: TestClient) -> None:
         "/v1/churn/score", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     assert response.json()["error"]["details"][0]["path"] == "body"
 
 
@@ -81,4 +84,5 @@ def test_a_switch_or_count_of_the_wrong_json_type_is_a_422_not_coerced(
 ) -> None:
     response = client.post(route, json=body)
     assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
     assert [d["path"] for d in response.json()["error"]["details"]] == [path]

@@ -120,6 +120,7 @@ def test_bad_input_is_a_422_naming_each_bad_field(client: TestClient) -> None:
 def test_a_malformed_body_is_a_422_with_the_path(client: TestClient, body: dict, path: str) -> None:
     response = client.post("/v1/churn/score", json=body)
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     assert path in [d["path"] for d in response.json()["error"]["details"]]
 
 
@@ -177,11 +178,13 @@ def test_readiness_is_503_until_a_model_is_loaded(registry: ModelRegistry) -> No
     with TestClient(create_app(make_settings(registry, ["clm-does-not-exist"]))) as empty:
         response = empty.get("/readyz")
         assert response.status_code == 503
+        assert response.json()["error"]["code"] == "not_ready"
         assert "clm-does-not-exist" in response.json()["error"]["message"]
         scored = empty.post(
             "/v1/churn/score", json={"customers": [CUSTOMER]}, headers={"X-API-Key": "test-admin"}
         )
         assert scored.status_code == 503
+        assert scored.json()["error"]["code"] == "model_not_loaded"
         assert empty.get("/healthz").status_code == 200
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,14 @@ from tests.conftest import TELCO_FILE
 @pytest.fixture
 def database(database_url: str) -> Database:
     opened = Database(database_url)
+    yield opened  # type: ignore[misc]
+    opened.dispose()
+
+
+@pytest.fixture
+def migrated_here(empty_database_url: str) -> Database:
+    """A database this test migrated from nothing."""
+    opened = Database(empty_database_url)
     opened.upgrade()
     yield opened  # type: ignore[misc]
     opened.dispose()
@@ -52,22 +61,22 @@ def stored(database: Database) -> dict[str, Customer]:
         return {c.customer_id: c for c in session.scalars(select(Customer))}
 
 
-def test_the_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
-    with database.engine.connect() as connection:
+def test_the_migrations_build_exactly_the_schema_the_models_describe(migrated_here: Database) -> None:
+    with migrated_here.engine.connect() as connection:
         differences = compare_metadata(
             MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
         )
     assert differences == []
 
 
-def test_upgrading_twice_is_harmless_and_the_migrations_downgrade_cleanly(database: Database) -> None:
-    database.upgrade()
+def test_upgrading_twice_is_harmless_and_the_migrations_downgrade_cleanly(migrated_here: Database) -> None:
+    migrated_here.upgrade()
     config = Config(str(ALEMBIC_INI))
-    with database.engine.begin() as connection:
+    with migrated_here.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
-    database.upgrade()
-    assert stored(database) == {}
+    migrated_here.upgrade()
+    assert stored(migrated_here) == {}
 
 
 def test_ingest_loads_every_telco_customer_under_api_field_names(
@@ -154,20 +163,43 @@ def test_workers_opening_a_new_sqlite_database_together_all_start(tmp_path: Path
     # Switching a new file to WAL needs it to itself, and SQLite refuses at once while another connection
     # migrates: before the retry, about one start in twenty of six workers failed with "database is locked".
     for attempt in range(30):
-        databases = [Database(f"sqlite:///{tmp_path / f'clm-{attempt}.db'}") for _ in range(6)]
+        path = tmp_path / f"clm-{attempt}.db"
+        databases = [Database(f"sqlite:///{path}") for _ in range(6)]
         try:
             with ThreadPoolExecutor(6) as pool:
-                list(pool.map(Database.upgrade, databases))
+                list(pool.map(Database.upgrade, databases))  # none raises "database is locked"
+            assert [opened.state()[0] for opened in databases] == ["ok"] * 6
         finally:
             for opened in databases:
                 opened.dispose()
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_services_starting_together_migrate_one_after_the_other(database_url: str) -> None:
-    databases = [Database(database_url) for _ in range(4)]
+def test_services_starting_together_migrate_one_after_the_other(empty_database_url: str) -> None:
+    databases = [Database(empty_database_url) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(Database.upgrade, databases))
     for opened in databases:
         opened.dispose()
-    with Database(database_url).session() as session:
+    with Database(empty_database_url).session() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_clm_db_upgrade_migrates_and_the_jobs_refuse_a_database_it_has_not(
+    empty_database_url: str, data_dir: Path
+) -> None:
+    refused = ingest(empty_database_url, str(data_dir / TELCO_FILE))
+    assert refused.exit_code == 1
+    assert "clm db upgrade" in refused.output
+    env = {"CLM_DATABASE_URL": empty_database_url}
+    upgraded = CliRunner().invoke(clm, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "schema at" in upgraded.output
+    database = Database(empty_database_url)
+    try:
+        assert database.state()[0] == "ok"
+    finally:
+        database.dispose()
+    again = CliRunner().invoke(clm, ["db", "upgrade"], env=env)
+    assert again.exit_code == 0, again.output

@@ -191,6 +191,7 @@ def test_bad_fields_are_a_422_naming_each_path(diagnosis_client: TestClient) -> 
 def test_a_malformed_body_is_a_422_with_the_path(diagnosis_client: TestClient, body: dict, path: str) -> None:
     response = diagnosis_client.post("/v1/diagnosis", json=body)
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     assert path in [d["path"] for d in response.json()["error"]["details"]]
 
 
@@ -203,6 +204,7 @@ def test_a_batch_over_the_limit_is_a_413(diagnosis_client: TestClient) -> None:
 def test_a_request_without_a_key_is_a_401(diagnosis_client: TestClient) -> None:
     response = diagnosis_client.post("/v1/diagnosis", json={"listings": [LISTING]}, headers={"X-API-Key": ""})
     assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_without_a_loaded_model_the_route_is_a_503(tmp_path: Path) -> None:

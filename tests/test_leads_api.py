@@ -136,17 +136,20 @@ def test_a_bad_field_is_a_422_naming_its_path(leads_client: TestClient) -> None:
         "/v1/leads/score", json={"line": "inbound", "leads": [LEAD, {**LEAD, "total_visits": "five"}]}
     )
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     assert [d["path"] for d in response.json()["error"]["details"]] == ["leads[1].total_visits"]
 
 
 def test_a_pool_over_the_limit_is_a_413(leads_client: TestClient) -> None:
     response = leads_client.post("/v1/leads/rank", json={"line": "inbound", "leads": [LEAD] * 1001})
     assert response.status_code == 413
+    assert response.json()["error"]["code"] == "batch_too_large"
 
 
 def test_top_k_below_one_is_a_422(leads_client: TestClient) -> None:
     response = leads_client.post("/v1/leads/rank", json={"line": "inbound", "leads": [LEAD], "top_k": 0})
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     assert response.json()["error"]["details"][0]["path"] == "top_k"
 
 

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import select
 
-from app.models import Outcome
+from app.db import Database
+from app.models import Outcome, PredictionRow
 from model_registry.registry import ModelRegistry
 from tests.test_prediction_log import serving, wait_until
 from training.data import load_dataset
 from training.spec import find_spec
 
+SERVED = ("clm-churn", "clm-products", "clm-leads-inbound", "clm-leads-outbound")
+
 
 @pytest.fixture
-def client(registry: ModelRegistry, churn_version: int, database_url: str) -> Iterator[TestClient]:
-    with serving(registry, database_url, prediction_log_interval=0.05) as test_client:
+def client(
+    registry: ModelRegistry,
+    churn_version: int,
+    products_version: int,
+    inbound_version: int,
+    outbound_version: int,
+    database_url: str,
+) -> Iterator[TestClient]:
+    with serving(registry, database_url, prediction_log_interval=0.05, models=SERVED) as test_client:
         yield test_client
 
 
@@ -86,6 +98,7 @@ def test_an_outcome_missing_its_product_or_line_is_a_422_naming_the_field(client
         },
     )
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     paths = {d["path"] for d in response.json()["error"]["details"]}
     assert paths == {
         "outcomes[0].product",
@@ -98,6 +111,7 @@ def test_an_outcome_missing_its_product_or_line_is_a_422_naming_the_field(client
 def test_performance_of_an_unjudged_model_is_a_404(client: TestClient) -> None:
     response = client.get("/v1/models/clm-diagnosis/performance")
     assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
 
 
 def test_performance_reports_realised_auc_conversion_by_risk_level_and_lift_of_the_served_version(
@@ -191,3 +205,122 @@ def test_offer_outcomes_judge_the_product_score_they_answer(
     assert by_item["tech_support"]["positive_rate"] == 1.0
     assert all(g["positive_rate"] == 0.0 for name, g in by_item.items() if name != "tech_support")
     assert version["by_label"] == []
+
+
+def test_an_outcome_naming_a_product_or_line_not_served_is_a_422_listing_the_served_ones(
+    client: TestClient,
+) -> None:
+    response = client.post(
+        "/v1/outcomes",
+        json={
+            "outcomes": [
+                {"event": "offer_accepted", "record_id": "A", "product": "tech_support"},
+                {"event": "offer_accepted", "record_id": "A", "product": "Tech Support"},
+                {"event": "lead_converted", "record_id": 1, "line": "walk-in"},
+            ]
+        },
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    details = {d["path"]: d["message"] for d in error["details"]}
+    assert set(details) == {"outcomes[1].product", "outcomes[2].line"}
+    assert "tech_support" in details["outcomes[1].product"]
+    assert "streaming_tv" in details["outcomes[1].product"]
+    assert "inbound, outbound" in details["outcomes[2].line"]
+    assert stored(client) == []  # nothing of a refused call is stored
+
+
+def test_product_outcomes_without_a_product_model_served_are_a_422(
+    registry: ModelRegistry, churn_version: int, database_url: str
+) -> None:
+    with serving(registry, database_url) as client:  # clm-churn only
+        response = client.post(
+            "/v1/outcomes", json={"outcomes": [{"event": "offer_accepted", "record_id": "A", "product": "x"}]}
+        )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["message"] == "clm-products is not served"
+
+
+def test_performance_figures_counted_in_sql_equal_those_computed_record_by_record(
+    registry: ModelRegistry, churn_version: int, database_url: str
+) -> None:
+    """Two versions, tied scores, repeated scores of one record, outcomes before a score: the database's
+    counts give the figures a record-by-record computation gives (sklearn's AUC, ties counting one half)."""
+    rng = np.random.default_rng(14)
+    now = datetime.now(UTC)
+    propensity = rng.random(400)
+    converted = rng.random(400) < propensity * 0.8
+    outcomes = [outcome(f"lead-{i}", bool(h), now - timedelta(hours=1)) for i, h in enumerate(converted)]
+    rows, expected = [], {}
+    for version, size in ((1, 400), (2, 250)):  # version 2 scored only the first 250 leads
+        uniform = np.clip(propensity[:size] + rng.normal(0, 0.2 * version, size), 0, 1)
+        # Ties below 0.8 (two decimals); distinct above, so the top tenth is one set of records.
+        scores = np.where(uniform < 0.8, np.round(uniform, 2), uniform + np.arange(size) * 1e-9)
+        happened = converted[:size]
+        labels = np.where(scores > 0.5, "A", "B")
+        for i, (score, label) in enumerate(zip(scores, labels, strict=True)):
+            record = f"lead-{i}"
+            rows.append(prediction(version, record, float(score), str(label), now - timedelta(hours=2)))
+            # An older score of the same record: the last one before the outcome counts.
+            rows.append(prediction(version, record, 0.5, "B", now - timedelta(hours=3)))
+        top = np.argsort(-scores)[: -(-size // 10)]
+        expected[version] = {
+            "records": size,
+            "positives": int(happened.sum()),
+            "roc_auc": roc_auc_score(happened, scores),
+            "top_decile_lift": happened[top].mean() / happened.mean(),
+            "by_label": {g: (int((labels == g).sum()), int(happened[labels == g].sum())) for g in ("A", "B")},
+        }
+    # A score served after its outcome was observed predicted nothing: left out.
+    rows.append(prediction(2, "lead-0", 0.99, "A", now))
+    database = Database(database_url)
+    try:
+        with database.session() as session:
+            session.add_all(rows + outcomes)
+    finally:
+        database.dispose()
+
+    with serving(registry, database_url) as client:
+        body = client.get("/v1/models/clm-leads-inbound/performance").json()
+    assert [v["version"] for v in body["versions"]] == [1, 2]
+    for figures in body["versions"]:
+        want = expected[figures["version"]]
+        assert figures["records"] == want["records"]
+        assert figures["positives"] == want["positives"]
+        assert figures["roc_auc"] == pytest.approx(want["roc_auc"], abs=1e-12)
+        assert figures["top_decile_lift"] == pytest.approx(want["top_decile_lift"], abs=1e-12)
+        assert [g["group"] for g in figures["by_label"]] == ["A", "B"]
+        for group in figures["by_label"]:
+            assert (group["records"], group["positives"]) == want["by_label"][group["group"]]
+            assert group["lift"] == pytest.approx(
+                group["positive_rate"] / (want["positives"] / want["records"]), abs=1e-12
+            )
+        assert figures["by_item"] == []
+
+
+def prediction(version: int, record_id: str, score: float, label: str, served_at: datetime) -> PredictionRow:
+    return PredictionRow(
+        id=uuid.uuid4(),
+        served_at=served_at,
+        route="/v1/leads/score",
+        model="clm-leads-inbound",
+        version=version,
+        record_id=record_id,
+        item="",
+        score=score,
+        label=label,
+        request_id="test",
+    )
+
+
+def outcome(record_id: str, happened: bool, observed_at: datetime) -> Outcome:
+    return Outcome(
+        event="lead_converted",
+        record_id=record_id,
+        item="inbound",
+        happened=happened,
+        observed_at=observed_at,
+        recorded_at=observed_at,
+        updated_at=observed_at,
+    )

@@ -195,6 +195,7 @@ class PostgresOutage:
         url = make_url(database_url)
         self.proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
         self.app_url = url.set(host="127.0.0.1", port=self.proxy.port).render_as_string(hide_password=False)
+        self.proxy_url = self.app_url
 
     def begin(self) -> None:
         self.proxy.cut()

@@ -165,6 +165,7 @@ def test_owned_or_ineligible_products_are_never_offered_to_any_holdout_customer(
 def test_a_top_n_out_of_range_is_rejected_naming_the_field(client: TestClient, top_n: object) -> None:
     response = client.post("/v1/products/match", json={"customers": [CUSTOMER], "top_n": top_n})
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     assert [d["path"] for d in response.json()["error"]["details"]] == ["top_n"]
 
 
@@ -172,6 +173,7 @@ def test_bad_fields_are_rejected_naming_each_path(client: TestClient) -> None:
     bad = {**CUSTOMER, "tenure": "long", "online_backup": True}
     response = client.post("/v1/products/match", json={"customers": [CUSTOMER, bad]})
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
     paths = {d["path"] for d in response.json()["error"]["details"]}
     assert paths == {"customers[1].tenure", "customers[1].online_backup"}
 
@@ -185,6 +187,7 @@ def test_a_batch_over_the_limit_is_refused(client: TestClient) -> None:
 def test_a_request_without_a_key_is_unauthorized(client: TestClient) -> None:
     response = client.post("/v1/products/match", json={"customers": [CUSTOMER]}, headers={"X-API-Key": ""})
     assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_without_a_loaded_version_matching_is_unavailable_and_not_ready(
@@ -195,7 +198,9 @@ def test_without_a_loaded_version_matching_is_unavailable_and_not_ready(
         response = unready.post("/v1/products/match", json={"customers": [CUSTOMER]})
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "model_not_loaded"
-        assert unready.get("/readyz").status_code == 503
+        ready = unready.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["error"]["code"] == "not_ready"
 
 
 def test_the_models_list_shows_the_catalogue_and_its_holdout_figures(

@@ -207,13 +207,26 @@ def test_reloading_needs_the_admin_scope_and_a_served_model(lineup_registry: Mod
         unknown = client.post("/v1/admin/models/clm-unknown/reload")
 
     assert score_only.status_code == 403
+    assert score_only.json()["error"]["code"] == "forbidden"
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "not_found"
 
 
+def risk_levels(client: TestClient) -> list[str]:
+    response = client.post("/v1/churn/score", json=BODY)
+    assert response.status_code == 200, response.text
+    return [r["risk_level"] for r in response.json()["results"]]
+
+
 def test_shadow_scoring_compares_the_challenger_after_the_response_and_never_returns_it(
-    lineup_registry: ModelRegistry, churn_lineup: ChurnLineup
+    lineup_registry: ModelRegistry, churn_lineup: ChurnLineup, tmp_path: Path
 ) -> None:
+    # The risk levels the challenger gives BODY's customers, from an app serving it as champion.
+    (tmp_path / "weak").mkdir()
+    weak_registry = copy_registry(churn_lineup.registry, tmp_path / "weak")
+    weak_registry.set_alias(CHURN, CHAMPION, churn_lineup.weak)
+    with serving(weak_registry, reload_interval_seconds=0) as weak_client:
+        challenger_levels = risk_levels(weak_client)
     lineup_registry.set_alias(CHURN, CHALLENGER, churn_lineup.weak)
     labels = {
         "model": CHURN,
@@ -223,8 +236,10 @@ def test_shadow_scoring_compares_the_challenger_after_the_response_and_never_ret
     with serving(lineup_registry, reload_interval_seconds=0, shadow_enabled=True, shadow_share=1.0) as client:
         records = metric(client, "clm_shadow_records_total", **labels)
         differences = metric(client, "clm_shadow_score_difference_count", **labels)
+        changes = metric(client, "clm_shadow_label_changes_total", **labels)
 
-        versions = {served_version(client) for _ in range(5)}
+        versions = {served_version(client) for _ in range(4)}
+        champion_levels = risk_levels(client)
 
         assert versions == {churn_lineup.good}
         expected = records + 5 * len(BODY["customers"])
@@ -233,8 +248,9 @@ def test_shadow_scoring_compares_the_challenger_after_the_response_and_never_ret
         assert (
             metric(client, "clm_shadow_score_difference_sum", **labels) > 0
         )  # the weak model scores otherwise
-        changes = metric(client, "clm_shadow_label_changes_total", **labels)
-        assert 0 <= changes <= expected
+        changed = sum(a != b for a, b in zip(champion_levels, challenger_levels, strict=True))
+        assert changed > 0  # the weak model puts some customer in another risk level
+        assert metric(client, "clm_shadow_label_changes_total", **labels) == changes + 5 * changed
 
 
 def test_no_request_is_shadowed_when_shadowing_is_off(
@@ -411,3 +427,22 @@ def test_a_registry_outage_never_stops_scoring(
             "polling to resume",
         )
         assert client.post(f"/v1/admin/models/{CHURN}/reload").json()["version"] == version
+
+
+def test_a_corrupt_champion_at_start_leaves_the_service_up_and_not_ready_saying_why(
+    lineup_registry: ModelRegistry, churn_lineup: ChurnLineup
+) -> None:
+    lineup_registry.set_alias(CHURN, CHAMPION, churn_lineup.corrupt)
+    with serving(lineup_registry, reload_interval_seconds=0) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        scored = client.post("/v1/churn/score", json=BODY)
+    assert ready.status_code == 503
+    error = ready.json()["error"]
+    assert error["code"] == "not_ready"
+    (detail,) = error["details"]
+    assert detail["path"] == CHURN
+    assert f"version {churn_lineup.corrupt} (champion) refused" in detail["message"]
+    assert "does not load" in detail["message"]
+    assert scored.status_code == 503
+    assert scored.json()["error"]["code"] == "model_not_loaded"

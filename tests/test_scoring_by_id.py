@@ -84,6 +84,6 @@ def test_while_postgresql_is_down_by_id_is_a_503_and_whole_records_still_score(
         outage.end()
         again = client.post("/v1/churn/score", json={"customers": [{"customer_id": "7590-VHVEG"}]})
     assert by_id.status_code == 503
-    assert by_id.json()["error"]["code"] == "store_unavailable"
+    assert by_id.json()["error"]["code"] == "database_unavailable"
     assert whole.status_code == 200
     assert again.status_code == 200

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, and_, func, literal, select
+from sqlalchemy import Connection, Dialect, and_, case, func, literal, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -115,17 +115,29 @@ def count(session: Session, model: str | None = None) -> int:
 
 
 @dataclass(frozen=True)
-class ScoredOutcome:
+class VersionCounts:
+    """One version's judged scores, aggregated by the database: a handful of numbers whatever the log's size."""
+
     version: int
-    score: float
-    label: str | None
-    item: str
-    happened: bool
+    records: int
+    positives: int
+    # Positives' ranks among the version's scores (1 = lowest; tied scores share their average rank): the
+    # Mann-Whitney statistic, from which ROC AUC follows exactly, ties counting one half.
+    positive_rank_sum: float
+    top_records: int  # the top tenth by score (rounded up)
+    top_positives: int
 
 
-def scored_outcomes(
-    session: Session, model: str, event: str, outcome_item: str | None
-) -> list[ScoredOutcome]:
+@dataclass(frozen=True)
+class GroupCounts:
+    version: int
+    group: str
+    records: int
+    positives: int
+    mean_score: float
+
+
+def _judged(model: str, event: str, outcome_item: str | None) -> Any:
     """Each record's last score from each version of `model` served before its outcome, with the outcome.
 
     `outcome_item` None matches outcomes by the logged item (a product); a string matches outcomes with that
@@ -158,9 +170,60 @@ def scored_outcomes(
         .where(PredictionRow.model == model)
         .subquery()
     )
-    rows = session.execute(
+    return (
         select(joined.c.version, joined.c.score, joined.c.label, joined.c.item, joined.c.happened)
         .where(joined.c.latest == 1)
-        .order_by(joined.c.version)
+        .subquery("judged")
     )
-    return [ScoredOutcome(r.version, r.score, r.label, r.item, bool(r.happened)) for r in rows]
+
+
+def judged_counts(
+    session: Session, model: str, event: str, outcome_item: str | None
+) -> tuple[list[VersionCounts], list[GroupCounts], list[GroupCounts]]:
+    """Per version (ascending), and per version and label, and per version and item: the judged scores'
+    counts, computed in SQL (three aggregate queries; nothing per record comes back)."""
+    judged = _judged(model, event, outcome_item)
+    version = judged.c.version
+    ranked = select(
+        version,
+        judged.c.happened,
+        func.rank().over(partition_by=version, order_by=judged.c.score).label("low_rank"),
+        func.count().over(partition_by=(version, judged.c.score)).label("ties"),
+        func.row_number().over(partition_by=version, order_by=judged.c.score.desc()).label("position"),
+        func.count().over(partition_by=version).label("n"),
+    ).subquery("ranked")
+    positive = case((ranked.c.happened, 1), else_=0)
+    in_top = ranked.c.position <= (ranked.c.n + 9) // 10
+    versions = session.execute(
+        select(
+            ranked.c.version,
+            func.count(),
+            func.sum(positive),
+            func.sum(case((ranked.c.happened, ranked.c.low_rank + (ranked.c.ties - 1) / 2.0), else_=0.0)),
+            func.sum(case((in_top, 1), else_=0)),
+            func.sum(case((and_(in_top, ranked.c.happened), 1), else_=0)),
+        )
+        .group_by(ranked.c.version)
+        .order_by(ranked.c.version)
+    )
+    by_version = [
+        VersionCounts(v, records, positives or 0, float(rank_sum or 0), top or 0, top_positives or 0)
+        for v, records, positives, rank_sum, top, top_positives in versions
+    ]
+    return by_version, _groups(session, judged, judged.c.label), _groups(session, judged, judged.c.item)
+
+
+def _groups(session: Session, judged: Any, column: Any) -> list[GroupCounts]:
+    """Counts per version and value of `column`; no value (NULL or '') is no group."""
+    rows = session.execute(
+        select(
+            judged.c.version,
+            column,
+            func.count(),
+            func.sum(case((judged.c.happened, 1), else_=0)),
+            func.avg(judged.c.score),
+        )
+        .where(column.is_not(None), column != "")
+        .group_by(judged.c.version, column)
+    )
+    return [GroupCounts(v, group, n, positives or 0, float(mean)) for v, group, n, positives, mean in rows]

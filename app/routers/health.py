@@ -4,10 +4,13 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app import metrics
-from app.dependencies import ModelsDep
-from app.errors import envelope
+from app.dependencies import DatabaseDep, ModelsDep
+from app.errors import DatabaseUnavailable
+from app.scoring.loaded import LoadedModels
 
 router = APIRouter(tags=["operations"])
+# A readiness probe's own timeout is often 1 s: a database that hangs must not make the probe itself time out.
+DATABASE_CHECK_SECONDS = 0.5
 
 
 @router.get("/healthz", summary="Liveness", operation_id="healthz")
@@ -22,13 +25,38 @@ async def healthz() -> dict[str, str]:
     operation_id="readyz",
     responses={503: {"description": "Some configured model is not loaded"}},
 )
-async def readyz(models: ModelsDep) -> JSONResponse:
-    """200 when every configured model has a version loaded, else 503 naming the missing ones."""
+async def readyz(models: ModelsDep, database: DatabaseDep) -> JSONResponse:
+    """200 when every configured model has a version loaded, else 503 naming the missing ones and why.
+
+    The database's state is reported too, and does not decide readiness: scoring by fields needs no database."""
+    try:
+        state, message = await database.run(database.state, DATABASE_CHECK_SECONDS)
+    except DatabaseUnavailable as exc:
+        state, message = "unavailable", exc.message
+    database_state = {"status": state, "message": message}
     missing = models.missing()
     if missing:
-        details = [{"path": name, "message": "not loaded"} for name in missing]
-        return envelope(503, "not_ready", f"models not loaded: {', '.join(missing)}", details)
-    return JSONResponse({"status": "ready", "models": {s.name: s.version for s in models.all()}})
+        details = [{"path": name, "message": _why_missing(models, name)} for name in missing]
+        error = {
+            "code": "not_ready",
+            "message": f"models not loaded: {', '.join(missing)}",
+            "details": details,
+        }
+        return JSONResponse({"error": error, "database": database_state}, status_code=503)
+    return JSONResponse(
+        {
+            "status": "ready",
+            "models": {s.name: s.version for s in models.all()},
+            "database": database_state,
+        }
+    )
+
+
+def _why_missing(models: LoadedModels, name: str) -> str:
+    refusals = models.refusals(name)
+    if not refusals:
+        return "not loaded"
+    return "; ".join(f"version {r.version} ({r.alias}) refused: it {r.reason}" for r in refusals)
 
 
 @router.get("/metrics", summary="Prometheus metrics", operation_id="metrics", include_in_schema=True)

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter
 
 from app.auth import OutcomesScope, ScoreScope
-from app.dependencies import RequestIdDep, SessionDep, SettingsDep
+from app.dependencies import DatabaseDep, ModelsDep, RequestIdDep, SettingsDep
 from app.errors import error_response_doc
 from app.json_io import JsonRoute
 from app.schemas.outcomes import OutcomesRequest, OutcomesResponse, PerformanceResponse
 from app.scoring.batches import check_batch_size
-from app.scoring.outcomes import performance, record_outcomes
+from app.scoring.outcomes import check_items, judge_of, performance_of, store_outcomes
 
+# async routes that hand the database work to the database's own threads (Database.run): a database that hangs
+# holds those, never the thread pool that scores batches and answers /metrics.
 router = APIRouter(tags=["outcomes"], route_class=JsonRoute)
 
 
@@ -21,12 +25,17 @@ router = APIRouter(tags=["outcomes"], route_class=JsonRoute)
     dependencies=[OutcomesScope],
     responses=error_response_doc(401, 403, 413, 422, 503),
 )
-def post_outcomes(
-    body: OutcomesRequest, settings: SettingsDep, session: SessionDep, request_id: RequestIdDep
+async def post_outcomes(
+    body: OutcomesRequest,
+    settings: SettingsDep,
+    models: ModelsDep,
+    database: DatabaseDep,
+    request_id: RequestIdDep,
 ) -> OutcomesResponse:
     """Store each fact once: a repeat is a no-op, a different value for the same fact replaces the stored one."""
     check_batch_size(body.outcomes, settings.max_batch, "outcomes")
-    counts = record_outcomes(session, body.outcomes)
+    check_items(body.outcomes, models)
+    counts = await database.run(partial(store_outcomes, database, body.outcomes))
     return OutcomesResponse(
         recorded=counts.recorded,
         unchanged=counts.unchanged,
@@ -43,9 +52,12 @@ def post_outcomes(
     dependencies=[ScoreScope],
     responses=error_response_doc(401, 403, 404, 503),
 )
-def get_performance(name: str, session: SessionDep, request_id: RequestIdDep) -> PerformanceResponse:
+async def get_performance(
+    name: str, models: ModelsDep, database: DatabaseDep, request_id: RequestIdDep
+) -> PerformanceResponse:
     """Logged scores joined with recorded outcomes, per version that served them."""
-    event, versions = performance(session, name)
+    judge = judge_of(name, models)  # an unknown model is a 404 without a database call
+    event, versions = await database.run(partial(performance_of, database, name, judge))
     return PerformanceResponse.model_validate(
         {"model": name, "event": event, "versions": versions, "request_id": request_id}
     )

@@ -6,26 +6,66 @@ clm-leads-L, offer_accepted of product P judges clm-products' score for P.
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.db import Database
+from app.errors import InvalidRecords, NotFound
 from app.repositories import outcomes as outcome_repo
 from app.repositories import predictions as prediction_repo
-from app.repositories.predictions import ScoredOutcome
+from app.repositories.predictions import GroupCounts, VersionCounts
 from app.schemas.outcomes import QUALIFIER, OutcomeIn
-from app.scoring.use_cases.churn import CHURN_MODEL
-from app.scoring.use_cases.leads import LEADS_MODEL_PREFIX
-from app.scoring.use_cases.products import PRODUCTS_MODEL
+from app.scoring.runtime.loaded import LoadedModels
+from model_registry.catalogue import ProductCatalogue
 
 CUSTOMER_CHURNED = "customer_churned"
+
+
+def check_items(outcomes: Sequence[OutcomeIn], models: LoadedModels) -> None:
+    """Outcomes name products of the served products model's catalogue and served lead lines, else a 422 per
+    outcome listing the valid ones (a product model configured but not loaded yet: 503)."""
+    errors = []
+    products: list[str] | None = None
+    for row, outcome in enumerate(outcomes):
+        if outcome.event == "offer_accepted":
+            if products is None:
+                products = _served_products(models)
+            if outcome.product not in products:
+                errors.append(_unknown(row, "product", products, "no products model is served"))
+        elif outcome.event == "lead_converted":
+            lines = [line for line in models.lines("leads") if line is not None]
+            if outcome.line not in lines:
+                errors.append(_unknown(row, "line", lines, "no lead line is served"))
+    if errors:
+        raise InvalidRecords(f"{len(errors)} outcome(s) name a product or line not served", errors)
+
+
+def _served_products(models: LoadedModels) -> list[str]:
+    """The products of the default products line's catalogue; none when no products model is served (one
+    configured but not loaded yet: 503)."""
+    try:
+        return ProductCatalogue.from_metadata(models.for_line("products", None).metadata).names
+    except NotFound:
+        return []
+
+
+def _unknown(row: int, field: str, valid: list[str], none_message: str) -> dict[str, str]:
+    message = f"not a served {field}: one of {', '.join(valid)}" if valid else none_message
+    return {"path": f"outcomes[{row}].{field}", "message": message}
+
+
+def store_outcomes(database: Database, outcomes: Sequence[OutcomeIn]) -> outcome_repo.RecordCounts:
+    """record_outcomes in a transaction of its own (run on the database's threads: Database.run)."""
+    with database.session() as session:
+        return record_outcomes(session, outcomes)
+
+
+def performance_of(database: Database, model: str, judge: Judge) -> tuple[str, list[dict[str, Any]]]:
+    with database.session() as session:
+        return performance(session, model, judge)
 
 
 def record_outcomes(session: Session, outcomes: Sequence[OutcomeIn]) -> outcome_repo.RecordCounts:
@@ -56,72 +96,70 @@ class Judge:
     item: str | None
 
 
-def judge_of(model: str) -> Judge:
-    if model == CHURN_MODEL:
+def judge_of(model: str, models: LoadedModels) -> Judge:
+    """By the use case and line the served model declares: any churn line by recorded churn, a lead line by
+    its conversions, the products by accepted offers."""
+    if model not in models.names:
+        raise NotFound(f"{model} is not served here; served: {', '.join(models.names)}")
+    models.get(model)  # a served model not loaded yet: 503
+    served = models.line_of(model)
+    use_case, line = served if served is not None else (model, None)
+    if use_case == "churn":
         return Judge(CUSTOMER_CHURNED, "")
-    if model.startswith(LEADS_MODEL_PREFIX):
-        return Judge("lead_converted", model.removeprefix(LEADS_MODEL_PREFIX))
-    if model == PRODUCTS_MODEL:
+    if use_case == "leads" and line is not None:
+        return Judge("lead_converted", line)
+    if use_case == "products":
         return Judge("offer_accepted", None)
     raise NotFound(f"no outcome judges {model}: performance is reported for churn, lead and product models")
 
 
-def performance(session: Session, model: str) -> tuple[str, list[dict[str, Any]]]:
-    """The judging event, and per served version: realised ROC AUC, conversion and lift by label and by item."""
-    judge = judge_of(model)
-    rows = prediction_repo.scored_outcomes(session, model, judge.event, judge.item)
-    by_version: dict[int, list[ScoredOutcome]] = defaultdict(list)
-    for row in rows:
-        by_version[row.version].append(row)
-    return judge.event, [_version_figures(version, scored) for version, scored in sorted(by_version.items())]
+def performance(session: Session, model: str, judge: Judge) -> tuple[str, list[dict[str, Any]]]:
+    """The judging event, and per served version: realised ROC AUC, conversion and lift by label and by item.
+
+    Counted by the database (app/repositories/predictions.py judged_counts): memory stays bounded by the number
+    of versions and groups, whatever the size of the prediction log."""
+    versions, labels, items = prediction_repo.judged_counts(session, model, judge.event, judge.item)
+    return judge.event, [_version_figures(counts, labels, items) for counts in versions]
 
 
-def _version_figures(version: int, rows: list[ScoredOutcome]) -> dict[str, Any]:
-    scores = np.array([r.score for r in rows], dtype=np.float64)
-    happened = np.array([r.happened for r in rows], dtype=bool)
-    rate = float(happened.mean())
-    top = np.argsort(-scores, kind="stable")[: math.ceil(len(rows) / 10)]
+def _version_figures(
+    counts: VersionCounts, labels: list[GroupCounts], items: list[GroupCounts]
+) -> dict[str, Any]:
+    rate = counts.positives / counts.records
     return {
-        "version": version,
-        "records": len(rows),
-        "positives": int(happened.sum()),
+        "version": counts.version,
+        "records": counts.records,
+        "positives": counts.positives,
         "positive_rate": rate,
-        "roc_auc": roc_auc(scores, happened),
-        "top_decile_lift": float(happened[top].mean()) / rate if rate > 0 else None,
-        "by_label": _groups(rows, rate, lambda r: r.label),
-        "by_item": _groups(rows, rate, lambda r: r.item or None),
+        "roc_auc": roc_auc(counts),
+        "top_decile_lift": counts.top_positives / counts.top_records / rate if rate > 0 else None,
+        "by_label": _groups([g for g in labels if g.version == counts.version], rate),
+        "by_item": _groups([g for g in items if g.version == counts.version], rate),
     }
 
 
-def _groups(rows: list[ScoredOutcome], overall: float, key: Any) -> list[dict[str, Any]]:
+def _groups(groups: list[GroupCounts], overall: float) -> list[dict[str, Any]]:
     """Conversion per group, the group with the highest mean score first (A before B, high before low)."""
-    groups: dict[str, list[ScoredOutcome]] = defaultdict(list)
-    for row in rows:
-        name = key(row)
-        if name is not None:
-            groups[name].append(row)
-    ranked = sorted(groups.items(), key=lambda group: -sum(r.score for r in group[1]) / len(group[1]))
-    figures = []
-    for name, members in ranked:
-        positives = sum(r.happened for r in members)
-        positive_rate = positives / len(members)
-        figures.append(
-            {
-                "group": name,
-                "records": len(members),
-                "positives": positives,
-                "positive_rate": positive_rate,
-                "lift": positive_rate / overall if overall > 0 else None,
-            }
-        )
-    return figures
+    ranked = sorted(groups, key=lambda g: (-g.mean_score, g.group))
+    return [
+        {
+            "group": g.group,
+            "records": g.records,
+            "positives": g.positives,
+            "positive_rate": g.positives / g.records,
+            "lift": g.positives / g.records / overall if overall > 0 else None,
+        }
+        for g in ranked
+    ]
 
 
-def roc_auc(scores: npt.NDArray[np.float64], positive: npt.NDArray[np.bool_]) -> float | None:
-    """P(a positive scores above a negative), ties counting one half; None without both classes."""
-    pos, neg = np.sort(scores[positive]), np.sort(scores[~positive])
-    if len(pos) == 0 or len(neg) == 0:
+def roc_auc(counts: VersionCounts) -> float | None:
+    """P(a positive scores above a negative), ties counting one half; None without both classes.
+
+    From the positives' rank sum (Mann-Whitney): U = R - P(P+1)/2 counts, over every positive-negative pair,
+    1 when the positive scores higher and 1/2 for a tie; AUC = U / (P N)."""
+    positives, negatives = counts.positives, counts.records - counts.positives
+    if positives == 0 or negatives == 0:
         return None
-    below = np.searchsorted(neg, pos, side="left")
-    ties = np.searchsorted(neg, pos, side="right") - below
-    return float((below.sum() + 0.5 * ties.sum()) / (len(pos) * len(neg)))
+    wins = counts.positive_rank_sum - positives * (positives + 1) / 2
+    return wins / (positives * negatives)
