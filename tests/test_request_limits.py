@@ -20,18 +20,22 @@ from model_registry.registry import ModelRegistry
 from tests.conftest import OUTCOMES_ONLY_KEY, SCORE_KEY, make_settings
 
 CHUNK = 64 * 1024
+FIFTY_MB = 50 * 1024 * 1024
 LIMIT = 256 * 1024
 
 
 class EndlessBody:
-    """receive() of a client that would send chunks forever; counts what the app pulled."""
+    """receive() of a client sending a 50 MB body in 64 kB chunks; counts what the app pulled."""
 
     def __init__(self) -> None:
         self.chunks = 0
 
     async def __call__(self) -> dict[str, Any]:
+        if self.chunks == FIFTY_MB // CHUNK:
+            return {"type": "http.disconnect"}  # all sent: the client is gone
         self.chunks += 1
-        return {"type": "http.request", "body": b" " * CHUNK, "more_body": True}
+        more = self.chunks < FIFTY_MB // CHUNK
+        return {"type": "http.request", "body": b" " * CHUNK, "more_body": more}
 
 
 def call(
@@ -69,19 +73,16 @@ def app(registry: ModelRegistry) -> FastAPI:
     return create_app(make_settings(registry, ["clm-churn"], max_body_bytes=LIMIT))
 
 
-FIFTY_MB = str(50 * 1024 * 1024)
-
-
 def test_a_large_body_without_a_key_is_a_401_and_not_read(app: FastAPI) -> None:
     body = EndlessBody()
-    status, answer = call(app, "/v1/churn/score", {"content-length": FIFTY_MB}, body)
+    status, answer = call(app, "/v1/churn/score", {"content-length": str(FIFTY_MB)}, body)
     assert (status, answer["error"]["code"]) == (401, "unauthorized")
     assert body.chunks == 0
 
 
 def test_a_large_body_with_a_key_lacking_the_scope_is_a_403_and_not_read(app: FastAPI) -> None:
     body = EndlessBody()
-    headers = {"content-length": FIFTY_MB, "x-api-key": OUTCOMES_ONLY_KEY}
+    headers = {"content-length": str(FIFTY_MB), "x-api-key": OUTCOMES_ONLY_KEY}
     status, answer = call(app, "/v1/churn/score", headers, body)
     assert (status, answer["error"]["code"]) == (403, "forbidden")
     assert body.chunks == 0
@@ -89,7 +90,7 @@ def test_a_large_body_with_a_key_lacking_the_scope_is_a_403_and_not_read(app: Fa
 
 def test_a_body_longer_than_the_limit_by_its_length_is_a_413_and_not_read(app: FastAPI) -> None:
     body = EndlessBody()
-    headers = {"content-length": FIFTY_MB, "x-api-key": SCORE_KEY, "content-type": "application/json"}
+    headers = {"content-length": str(FIFTY_MB), "x-api-key": SCORE_KEY, "content-type": "application/json"}
     status, answer = call(app, "/v1/churn/score", headers, body)
     assert (status, answer["error"]["code"]) == (413, "body_too_large")
     assert f"{LIMIT:,}" in answer["error"]["message"]
