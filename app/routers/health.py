@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from app import metrics
 from app.dependencies import DatabaseDep, ModelsDep
 from app.errors import DatabaseUnavailable
-from app.scoring.loaded import LoadedModels
+from app.scoring.runtime.loaded import LoadedModels
 
 router = APIRouter(tags=["operations"])
 # A readiness probe's own timeout is often 1 s: a database that hangs must not make the probe itself time out.
