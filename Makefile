@@ -8,6 +8,7 @@ export CLM_DATA_DIR ?= ../shared/data
 export CLM_HOST ?= 127.0.0.1
 export CLM_PORT ?= 8000
 CUSTOMERS ?= $(CLM_DATA_DIR)/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv
+CARD_CUSTOMERS ?= $(CLM_DATA_DIR)/credit_card_churn/BankChurners.csv
 
 .PHONY: run test lint typecheck train migrate customers profiles bench install clean
 
@@ -32,10 +33,12 @@ migrate: $(STAMP)
 	@mkdir -p var
 	$(BIN)/clm db upgrade
 
-# Load or refresh the demo customers into the store. Idempotent: a re-run rewrites nothing and takes a few seconds.
-customers: migrate
+# Load or refresh the demo customers into the store: Telco's (the default churn line) and the card line's, whose
+# rows are checked against its trained model. Idempotent: a re-run rewrites nothing and takes a few seconds.
+customers: migrate train
 	@mkdir -p var
 	$(BIN)/clm ingest customers $(CUSTOMERS)
+	$(BIN)/clm ingest customers --line card $(CARD_CUSTOMERS)
 
 # Score the stored customers' profiles ahead of their calls with the champions (again after a promotion): a
 # re-run scores only customers whose record or served versions changed.
