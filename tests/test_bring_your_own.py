@@ -100,7 +100,7 @@ def test_a_spec_whose_data_is_a_sql_join_in_postgresql_is_checked_trained_and_se
 ) -> None:
     rows = pd.read_csv(data_dir / BANK_FILE)
     people = ["CustomerId", "Surname", "Geography", "Gender", "Age", "EstimatedSalary"]
-    url = databases.new("postgresql")
+    url = databases.new("postgresql", migrated=False)  # a CRM's own database, not the service's
     engine = create_engine(url)
     with engine.begin() as connection:
         rows[people].to_sql("people", connection, index=False)

@@ -55,7 +55,7 @@ def test_a_query_joining_two_tables_trains_the_same_model_as_the_csv_of_its_rows
     telco = find_spec("churn")
     assert telco.data.file is not None
     rows = pd.read_csv(data_dir / telco.data.file).sort_values("customerID")
-    url = databases.new("postgresql")
+    url = databases.new("postgresql", migrated=False)  # a CRM's own database, not the service's
     engine = create_engine(url)
     with engine.begin() as connection:
         rows[CUSTOMER_COLUMNS].to_sql("customers", connection, index=False)
@@ -119,7 +119,7 @@ def test_a_query_whose_url_variable_is_not_set_names_the_variable(data_dir: Path
 def test_a_failing_query_says_why_without_the_password(
     data_dir: Path, databases: Databases, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = databases.new("postgresql").replace("postgres@", "postgres:s3cret@")
+    url = databases.new("postgresql", migrated=False).replace("postgres@", "postgres:s3cret@")
     monkeypatch.setenv(URL_ENV, url)
     spec = with_data(find_spec("churn"), file=None, sql="SELECT * FROM no_such_table", url_env=URL_ENV)
 
