@@ -1,7 +1,8 @@
 """The one rule for what counts as a number in a record, shared by encoding, derived fields and diagnosis.
 
-A number is a JSON integer or float that is finite and fits the float32 the boosters read (|x| <= 3.4e38);
-true and false count as 1 and 0 (flags such as senior_citizen). Anything else is invalid.
+A number is a JSON integer or float that is finite and fits the float32 the boosters read (|x| <= 3.4e38).
+Anything else is invalid, true and false included: a boolean is not a number in JSON (API.md: a wrong JSON
+type is a 422), and a flag such as senior_citizen is sent as 0 or 1, as the data holds it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def as_number(value: Any) -> float | None:
     """The value as a float, None for null; ValueError for anything that is not a usable number."""
     if value is None:
         return None
-    if isinstance(value, int | float):  # bool is an int
+    if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             number = float(value)
         except OverflowError:  # an integer of hundreds of digits

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_registry.contract import Feature, FeatureContract
+from model_registry.contract import Feature, FeatureContract, has_integer_categories
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -53,9 +53,11 @@ def _feature_schema(feature: Feature) -> dict[str, Any]:
             "type": ["number", "null"],
             "description": f"{meaning}A number; null or absent scores as missing.".strip(),
         }
+    # An integer is one of the categories only where training saw integers ("3"); a string outside the enum
+    # scores as missing, it is not an error.
+    types = ["string", "integer", "null"] if has_integer_categories(feature) else ["string", "null"]
     return {
-        # An integer is read as its text ("1"); a value outside the enum scores as missing, it is not an error.
-        "anyOf": [{"enum": list(feature.categories)}, {"type": ["string", "integer", "null"]}],
+        "anyOf": [{"enum": list(feature.categories)}, {"type": types}],
         "description": f"{meaning}One of the categories seen in training (listed); any other value, null or "
         "absent scores as missing.".strip(),
         "examples": list(feature.categories[:3]),

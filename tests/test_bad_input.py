@@ -57,12 +57,23 @@ def test_a_body_that_is_not_utf8_is_a_422(client: TestClient) -> None:
     assert response.json()["error"]["details"][0]["path"] == "body"
 
 
-def test_true_and_false_count_as_one_and_zero(client: TestClient) -> None:
-    as_bool = client.post("/v1/churn/score", json={"customers": [{**CUSTOMER, "senior_citizen": True}]})
-    as_int = client.post("/v1/churn/score", json={"customers": [{**CUSTOMER, "senior_citizen": 1}]})
-    assert (
-        as_bool.json()["results"][0]["churn_probability"] == as_int.json()["results"][0]["churn_probability"]
-    )
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("tenure", True, "must be a finite number (|x| <= 3.4e38) or null"),
+        ("senior_citizen", False, "must be a finite number (|x| <= 3.4e38) or null"),
+        ("contract", 2, "must be a string or null"),
+        ("contract", True, "must be a string or null"),
+    ],
+)
+def test_a_wrong_json_type_for_a_field_is_a_422_naming_its_path(
+    client: TestClient, field: str, value: object, message: str
+) -> None:
+    response = client.post("/v1/churn/score", json={"customers": [CUSTOMER, {**CUSTOMER, field: value}]})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == [{"path": f"customers[1].{field}", "message": message}]
 
 
 def test_an_error_reply_carries_the_callers_request_id(client: TestClient) -> None:

@@ -81,3 +81,21 @@ def test_a_record_encodes_the_same_alone_as_in_a_large_batch() -> None:
         assert [e.message for e in alone_errors] == [
             e.message for e in batch_errors if e.path.startswith(f"r[{row}].")
         ], record
+
+
+def test_an_integer_is_a_category_only_where_training_saw_integers() -> None:
+    contract = FeatureContract(
+        id_field="id",
+        features=[
+            Feature("region", "categorical", ("1", "2", "10")),
+            Feature("contract", "categorical", ("One year", "Two year")),
+        ],
+    )
+    records = [{"region": 2, "contract": "One year"}, {"region": "10", "contract": 1}]
+    for batch in (records, records * 20):  # the row path and the column path
+        matrix, errors = contract.encode(batch, "r")
+        assert matrix[0].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+        assert matrix[1, :3].tolist() == [0.0, 0.0, 1.0]
+        assert [(e.path, e.message) for e in errors if e.path.startswith("r[1].")] == [
+            ("r[1].contract", "must be a string or null")
+        ]

@@ -196,6 +196,8 @@ def dataset_of(spec: ModelSpec, frame: pd.DataFrame, exclude: list[str] | None =
     features = features.drop(columns=[c for c in features.columns if c in dropped])
     forced = set(spec.data.categorical)
     for column in features.columns:
+        if pd.api.types.is_bool_dtype(features[column]):  # true/false columns: flags, sent as 0 and 1
+            features[column] = features[column].astype(np.int8)
         if column in forced or not pd.api.types.is_numeric_dtype(features[column]):
             features[column] = features[column].astype("string")
     features = features.rename(columns=api_name)
