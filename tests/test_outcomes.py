@@ -239,7 +239,7 @@ def test_product_outcomes_without_a_product_model_served_are_a_422(
             "/v1/outcomes", json={"outcomes": [{"event": "offer_accepted", "record_id": "A", "product": "x"}]}
         )
     assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["message"] == "clm-products is not served"
+    assert response.json()["error"]["details"][0]["message"] == "no products model is served"
 
 
 def test_performance_figures_counted_in_sql_equal_those_computed_record_by_record(

@@ -97,13 +97,10 @@ class Judge:
 
 
 def judge_of(model: str, models: LoadedModels) -> Judge:
-    """By the use case and line the served model declares: any churn line by recorded churn, a lead line by
-    its conversions, the products by accepted offers."""
-    if model not in models.names:
-        raise NotFound(f"{model} is not served here; served: {', '.join(models.names)}")
-    models.get(model)  # a served model not loaded yet: 503
-    served = models.line_of(model)
-    use_case, line = served if served is not None else (model, None)
+    """By the use case and line the model serves: any churn line by recorded churn, a lead line by its
+    conversions, the products by accepted offers. A model this worker does not serve (any more) is judged by
+    its name, as the packaged models are named (`clm-churn…`, `clm-leads-<line>`, `clm-products`)."""
+    use_case, line = models.line_of(model) or _packaged(model)
     if use_case == "churn":
         return Judge(CUSTOMER_CHURNED, "")
     if use_case == "leads" and line is not None:
@@ -111,6 +108,14 @@ def judge_of(model: str, models: LoadedModels) -> Judge:
     if use_case == "products":
         return Judge("offer_accepted", None)
     raise NotFound(f"no outcome judges {model}: performance is reported for churn, lead and product models")
+
+
+def _packaged(model: str) -> tuple[str, str | None]:
+    if model.startswith("clm-leads-"):
+        return "leads", model.removeprefix("clm-leads-")
+    if model == "clm-churn" or model.startswith("clm-churn-"):
+        return "churn", None
+    return model.removeprefix("clm-"), None
 
 
 def performance(session: Session, model: str, judge: Judge) -> tuple[str, list[dict[str, Any]]]:
