@@ -18,7 +18,6 @@ from app.scoring.runtime.shadow import compare_fields
 from app.scoring.use_cases.base import UseCase
 from model_registry.grades import assign_grades, percentile_scores
 
-LEADS_MODEL_PREFIX = "clm-leads-"
 log = logging.getLogger(__name__)
 
 
