@@ -45,15 +45,11 @@ class ScoringPipeline:
         results = await run_scoring(len(records), lambda: _score(use_case, scorer, records, checks, body))
         self.log(scorer, use_case.predictions(scorer, results))
         if use_case.compare is not None:
-            # The challenger's results are compared, never returned: no reasons needed.
-            options = (
-                body.model_copy(update={"explain": False}) if "explain" in type(body).model_fields else body
-            )
             self.shadow.after_response(
                 background,
                 scorer,
                 results,
-                lambda challenger: use_case.score(challenger, records, options),
+                lambda challenger: use_case.score(challenger, records, _without_reasons(body)),
                 use_case.compare,
             )
         return results_response(scorer.ref, self.request_id, results)
@@ -73,3 +69,8 @@ def _score(
     if use_case.arrange is not None:
         results = use_case.arrange(scorer, records, results, body)
     return results
+
+
+def _without_reasons(body: Any) -> Any:
+    """The request's options for the challenger: its results are compared, never returned, so no reasons."""
+    return body.model_copy(update={"explain": False}) if "explain" in type(body).model_fields else body
