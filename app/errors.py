@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -78,10 +79,16 @@ class DatabaseUnavailable(ServiceError):
 
 
 def envelope(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        status_code=status, content={"error": {"code": code, "message": message, "details": details or []}}
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details or []}},
+        headers=headers,
     )
 
 
@@ -121,7 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return envelope(exc.status_code, code, str(exc.detail))
+        # The router's own headers go along: a 405 names the methods the path takes in `Allow` (RFC 9110).
+        return envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

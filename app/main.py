@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import KeyRing
@@ -28,6 +29,7 @@ from app.settings import DEMO_KEY, Settings, get_settings
 from model_registry.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs/assets"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -101,7 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
             database.dispose()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts and styles from the service itself (the package
+    # ships them, served under /docs/assets): the pages work on a network without the public CDNs.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="Lifecycle Scoring Service",
         version="1.0.0",
         summary="Lead scoring, cross-sell matching, churn warning and effect diagnosis from MLflow-registered "

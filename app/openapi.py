@@ -12,9 +12,11 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from app.errors import ServiceError
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.served import record_schema_of
 from app.scoring.use_cases.registry import USE_CASES
+from model_registry.catalogue import ProductCatalogue
 
 OpenApi = dict[str, Any]
 
@@ -54,4 +56,38 @@ def with_record_schemas(document: OpenApi, models: LoadedModels) -> OpenApi:
             continue
         records = request["properties"][use_case.records_field]
         records["items"] = refs[0] if len(refs) == 1 else {"anyOf": refs}
+        _name_served_lines(request, models.lines(use_case.name))
+    _name_served_outcome_items(components, models)
     return typed
+
+
+def _name_served_lines(request: OpenApi, lines: list[str | None]) -> None:
+    """A body's `line` is one of the lines served (another one is a 404); null or absent for the default one."""
+    line = request["properties"].get("line")
+    if line is None:
+        return
+    named = {"enum": [served for served in lines if served is not None]}
+    kept = {key: line[key] for key in ("title", "description", "examples", "default") if key in line}
+    # A required `line` (leads: no default line) takes only a served name; an optional one also null.
+    optional = "line" not in request.get("required", [])
+    request["properties"]["line"] = {**kept, **({"anyOf": [named, {"type": "null"}]} if optional else named)}
+
+
+def _name_served_outcome_items(components: OpenApi, models: LoadedModels) -> None:
+    """An outcome's product is one of the served products' catalogue, its lead line a served lead line (another
+    is a 422, app/scoring/outcomes.py)."""
+    outcome = components.get("OutcomeIn")
+    if outcome is None:
+        return
+    try:
+        products = ProductCatalogue.from_metadata(models.for_line("products", None).metadata).names
+    except ServiceError:  # no products model served (or not loaded yet): no product is accepted
+        products = []
+    served = {
+        "product": products,
+        "line": [line for line in models.lines("leads") if line is not None],
+    }
+    for shape in outcome.get("oneOf", []):
+        for field, names in served.items():
+            if shape["properties"].get(field) == {"type": "string"}:
+                shape["properties"][field] = {"enum": names}

@@ -6,6 +6,9 @@ on both backends instead of a database error (on SQLite the same strings would b
 
 from __future__ import annotations
 
+# The same rule as a pattern, for the OpenAPI document of a path or query parameter or a body's name field.
+NO_NUL = "^[^\\x00]*$"
+
 
 def text_problem(value: str) -> str | None:
     """Why `value` cannot be stored or looked up, or None."""

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminScope]
     response_model=ReloadResponse,
     summary="Load what the served alias points to now and swap it in without dropping requests",
     operation_id="reload_model",
-    responses=error_response_doc(401, 403, 404, 409, 503),
+    responses=error_response_doc(401, 403, 404, 409, 422, 503),
 )
 def reload_model(name: str, models: ModelsDep) -> ReloadResponse:
     """Reload one model in the worker that takes the call; the others follow at their next poll."""

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     response_model=ProfileResponse,
     summary="A stored customer in one look: churn risk, offers, lifecycle stage, value tier, next best action",
     operation_id="customer_profile",
-    responses=error_response_doc(401, 403, 404, 503),
+    responses=error_response_doc(401, 403, 404, 422, 503),
 )
 async def customer_profile(
     customer_id: Annotated[str, Path(max_length=128), AfterValidator(storable)],

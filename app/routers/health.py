@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app import metrics
 from app.dependencies import DatabaseDep, ModelsDep
 from app.errors import DatabaseUnavailable
+from app.schemas.health import Liveness, NotReady, Readiness
 from app.scoring.runtime.loaded import LoadedModels
 
 router = APIRouter(tags=["operations"])
@@ -13,7 +14,7 @@ router = APIRouter(tags=["operations"])
 DATABASE_CHECK_SECONDS = 0.5
 
 
-@router.get("/healthz", summary="Liveness", operation_id="healthz")
+@router.get("/healthz", response_model=Liveness, summary="Liveness", operation_id="healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -23,7 +24,8 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     summary="Readiness: every configured model loaded",
     operation_id="readyz",
-    responses={503: {"description": "Some configured model is not loaded"}},
+    response_model=Readiness,
+    responses={503: {"model": NotReady, "description": "Some configured model is not loaded"}},
 )
 async def readyz(models: ModelsDep, database: DatabaseDep) -> JSONResponse:
     """200 when every configured model has a version loaded, else 503 naming the missing ones and why.
@@ -59,7 +61,14 @@ def _why_missing(models: LoadedModels, name: str) -> str:
     return "; ".join(f"version {r.version} ({r.alias}) refused: it {r.reason}" for r in refusals)
 
 
-@router.get("/metrics", summary="Prometheus metrics", operation_id="metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    operation_id="metrics",
+    # Documented as what it is, Prometheus' text exposition format (its content type carries a version).
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def prometheus_metrics() -> Response:
     """Prometheus text exposition."""
     body, content_type = metrics.render()

@@ -31,7 +31,7 @@ def list_models(models: ModelsDep) -> dict[str, Any]:
     operation_id="model_record_schema",
     responses={
         200: {"description": "A JSON Schema (draft 2020-12)", "content": {"application/json": {}}},
-        **error_response_doc(401, 403, 404, 503),
+        **error_response_doc(401, 403, 404, 422, 503),
     },
 )
 def model_record_schema(name: str, models: ModelsDep) -> dict[str, Any]:

@@ -50,7 +50,7 @@ async def post_outcomes(
     summary="Realised ROC AUC, conversion by grade or risk level, and lift of each served version",
     operation_id="model_performance",
     dependencies=[ScoreScope],
-    responses=error_response_doc(401, 403, 404, 503),
+    responses=error_response_doc(401, 403, 404, 422, 503),
 )
 async def get_performance(
     name: str, models: ModelsDep, database: DatabaseDep, request_id: RequestIdDep

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 RecordId = str | int | None
 ApiRecord = dict[str, Any]
+
+
+def _integral(value: Any) -> Any:
+    """3.0 as 3: in JSON Schema a number without a fraction is an integer, so a client may send either."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as the OpenAPI document says one (`"type": "integer"`): 3 or 3.0, never "3", true or 3.5.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 
 
 class ErrorDetail(BaseModel):

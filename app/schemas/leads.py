@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from app.schemas.common import ApiRecord, Factor, RecordCheck, ScoringRequest, ScoringResponse
+from app.schemas.common import ApiRecord, Factor, JsonInt, RecordCheck, ScoringRequest, ScoringResponse
 
 INBOUND_EXAMPLE: ApiRecord = {
     "lead_number": 660737,
@@ -44,10 +44,9 @@ class LeadsRequest(ScoringRequest):
 
 
 class RankRequest(LeadsRequest):
-    top_k: int | None = Field(
+    top_k: JsonInt | None = Field(
         default=None,
         ge=1,
-        strict=True,
         description="Return only the best top_k leads of the pool; all of them when absent.",
     )
 

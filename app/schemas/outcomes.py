@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -10,22 +10,28 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from app.text import storable
+from app.schemas.common import JsonInt
+from app.text import NO_NUL, storable
 
 OutcomeEvent = Literal["customer_churned", "lead_converted", "offer_accepted"]
 # The field that qualifies each event: which product was offered, which lead line the lead came from.
 QUALIFIER = {"offer_accepted": "product", "lead_converted": "line"}
-# Lengths of the outcomes table's columns (item, record_id); NUL and lone surrogates no database holds.
+# Lengths of the outcomes table's columns (item, record_id); NUL and lone surrogates no database holds. Taken as
+# sent (a product or line is one of the served names, listed in the OpenAPI document: nothing to trim).
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(storable)
+    str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL), AfterValidator(storable)
 ]
 RECORD_ID_LENGTH = 128
+_RECORD_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": RECORD_ID_LENGTH, "pattern": NO_NUL}
 
 
 class OutcomeIn(BaseModel):
@@ -35,7 +41,7 @@ class OutcomeIn(BaseModel):
         description="customer_churned (scored by clm-churn), lead_converted (clm-leads-<line>), offer_accepted "
         "(clm-products)."
     )
-    record_id: StrictInt | str = Field(
+    record_id: JsonInt | Annotated[str, WithJsonSchema(_RECORD_ID_TEXT)] = Field(
         description="The ID the record was scored under: customer_id, lead_number, contact_id."
     )
     happened: bool = Field(
@@ -76,6 +82,27 @@ class OutcomeIn(BaseModel):
         if info.field_name != wanted and value is not None:
             raise ValueError(f"not a field of {event}")
         return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The fields each event takes, as the validator above reads them: `product` with offer_accepted only,
+        `line` with lead_converted only (null or absent elsewhere)."""
+        schema = handler(core_schema)
+        definition = handler.resolve_ref_schema(schema)
+        definition["oneOf"] = [_event_shape(event, QUALIFIER.get(event)) for event in _EVENTS]
+        return schema
+
+
+_EVENTS: tuple[OutcomeEvent, ...] = ("customer_churned", "lead_converted", "offer_accepted")
+
+
+def _event_shape(event: str, qualifier: str | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"event": {"const": event}}
+    for field in QUALIFIER.values():
+        properties[field] = {"type": "string"} if field == qualifier else {"type": "null"}
+    return {"properties": properties, "required": ["event", *([qualifier] if qualifier else [])]}
 
 
 class OutcomesRequest(BaseModel):

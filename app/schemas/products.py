@@ -5,7 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from app.schemas.churn import TELCO_EXAMPLE
-from app.schemas.common import ApiRecord, Factor, RecordCheck, RecordId, ScoringRequest, ScoringResponse
+from app.schemas.common import (
+    ApiRecord,
+    Factor,
+    JsonInt,
+    RecordCheck,
+    RecordId,
+    ScoringRequest,
+    ScoringResponse,
+)
 
 MAX_TOP_N = 10
 
@@ -23,9 +31,7 @@ class ProductMatchRequest(ScoringRequest):
         ),
         examples=[[TELCO_EXAMPLE], [{"customer_id": "7590-VHVEG"}]],
     )
-    top_n: int = Field(
-        default=3, ge=1, le=MAX_TOP_N, strict=True, description="Most offers per customer, best first."
-    )
+    top_n: JsonInt = Field(default=3, ge=1, le=MAX_TOP_N, description="Most offers per customer, best first.")
     explain: bool = Field(
         default=True,
         strict=True,
