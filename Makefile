@@ -10,7 +10,7 @@ export CLM_PORT ?= 8000
 CUSTOMERS ?= $(CLM_DATA_DIR)/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv
 CARD_CUSTOMERS ?= $(CLM_DATA_DIR)/credit_card_churn/BankChurners.csv
 
-.PHONY: run test lint typecheck train migrate customers profiles bench install clean
+.PHONY: run test fuzz lint typecheck train migrate customers profiles bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ run: train migrate customers profiles
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# The long Schemathesis campaign over every route (tests/test_openapi_fuzz.py): all checks, on SQLite and on
+# PostgreSQL, FUZZ_EXAMPLES generated cases per operation and mode; `make test` runs the same with 10.
+FUZZ_EXAMPLES ?= 250
+fuzz: $(STAMP)
+	CLM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/test_openapi_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

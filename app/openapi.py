@@ -43,22 +43,47 @@ def with_record_schemas(document: OpenApi, models: LoadedModels) -> OpenApi:
     typed = copy.deepcopy(document)
     components = typed["components"]["schemas"]
     for use_case in USE_CASES:
-        refs = []
-        for line in models.lines(use_case.name):
+        request = components.get(use_case.request.__name__)
+        lines = models.lines(use_case.name)
+        if not lines or request is None:
+            continue
+        shapes, refs = [], []
+        for line in lines:
             scorer = models.for_line(use_case.name, line)
-            component = f"{scorer.name}.record"
             schema = record_schema_of(scorer)
             schema.pop("$schema")
-            components[component] = schema
-            refs.append({"$ref": f"#/components/schemas/{component}"})
-        request = components.get(use_case.request.__name__)
-        if not refs or request is None:
-            continue
+            components[f"{scorer.name}.record"] = schema
+            # With "strict": true a field the model does not read is a 422: the record takes its fields only.
+            components[f"{scorer.name}.record.strict"] = {
+                **schema,
+                "title": f"{schema['title']}, strict",
+                "additionalProperties": False,
+            }
+            ref = {"$ref": f"#/components/schemas/{scorer.name}.record"}
+            refs.append(ref)
+            strict_ref = {"$ref": f"#/components/schemas/{scorer.name}.record.strict"}
+            shapes.append(_line_shape(use_case.records_field, line, {"const": False}, ref))
+            shapes.append(_line_shape(use_case.records_field, line, {"const": True}, strict_ref))
         records = request["properties"][use_case.records_field]
         records["items"] = refs[0] if len(refs) == 1 else {"anyOf": refs}
-        _name_served_lines(request, models.lines(use_case.name))
+        # Each line's records are read by that line's model: the body is one of these shapes.
+        request["anyOf"] = shapes
+        _name_served_lines(request, lines)
     _name_served_outcome_items(components, models)
     return typed
+
+
+def _line_shape(
+    records_field: str, line: str | None, strict: dict[str, Any], record: dict[str, Any]
+) -> dict[str, Any]:
+    """A body for one line: `line` names it (null or absent: the default line), its records are that line's."""
+    properties = {
+        "line": {"const": line} if line is not None else {"type": "null"},
+        "strict": strict,
+        records_field: {"items": record},
+    }
+    required = (["line"] if line is not None else []) + (["strict"] if strict["const"] else [])
+    return {"properties": properties, "required": required}
 
 
 def _name_served_lines(request: OpenApi, lines: list[str | None]) -> None:

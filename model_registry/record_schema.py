@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from model_registry.contract import Feature, FeatureContract, has_integer_categories
+from model_registry.numbers import FLOAT32_MAX
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# What numbers.as_number reads: a finite number the boosters' float32 holds, or null.
+NUMBER: dict[str, Any] = {"type": ["number", "null"], "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
 
 
 def record_schema(
@@ -50,8 +53,8 @@ def _feature_schema(feature: Feature) -> dict[str, Any]:
     meaning = f"{feature.description} " if feature.description else ""
     if feature.kind == "numeric":
         return {
-            "type": ["number", "null"],
-            "description": f"{meaning}A number; null or absent scores as missing.".strip(),
+            **NUMBER,
+            "description": f"{meaning}A number (|x| <= 3.4e38); null or absent scores as missing.".strip(),
         }
     # An integer is one of the categories only where training saw integers ("3"); a string outside the enum
     # scores as missing, it is not an error.
@@ -65,5 +68,5 @@ def _feature_schema(feature: Feature) -> dict[str, Any]:
 
 
 def _source_schema(rule: str, derived: str) -> dict[str, Any]:
-    kind = {"item_count": ["string", "null"], "ratio": ["number", "null"]}.get(rule, ["number", "null"])
-    return {"type": kind, "description": f"Read to derive {derived} when the record lacks it."}
+    shape: dict[str, Any] = {"type": ["string", "null"]} if rule == "item_count" else NUMBER
+    return {**shape, "description": f"Read to derive {derived} when the record lacks it."}

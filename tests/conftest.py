@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -352,3 +353,17 @@ def store_client(
     with TestClient(create_app(settings)) as test_client:
         test_client.headers["X-API-Key"] = SCORE_KEY
         yield test_client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many requests Schemathesis sent per backend (tests/test_openapi_fuzz.py), when it ran."""
+    fuzz = sys.modules.get("tests.test_openapi_fuzz")
+    sent = getattr(fuzz, "SENT", None)
+    if not sent:
+        return
+    terminalreporter.section("schemathesis")
+    for backend, counts in sent.items():
+        terminalreporter.write_line(
+            f"{backend}: {sum(counts.values()):,} requests over {len(counts)} operations "
+            f"(fewest {min(counts.values(), default=0)} on one operation)"
+        )

@@ -10,15 +10,16 @@ RecordId = str | int | None
 ApiRecord = dict[str, Any]
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     """3.0 as 3: in JSON Schema a number without a fraction is an integer, so a client may send either."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-# An integer as the OpenAPI document says one (`"type": "integer"`): 3 or 3.0, never "3", true or 3.5.
-JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+# An integer as the OpenAPI document says one (`"type": "integer"`): 3 or 3.0, never "3", true or 3.5. Bounds of
+# a member of a union go before the BeforeValidator (see leads.RankRequest.top_k).
+JsonInt = Annotated[StrictInt, BeforeValidator(integral)]
 
 
 class ErrorDetail(BaseModel):

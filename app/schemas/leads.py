@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from typing import Annotated
 
-from app.schemas.common import ApiRecord, Factor, JsonInt, RecordCheck, ScoringRequest, ScoringResponse
+from pydantic import BeforeValidator, ConfigDict, Field, StrictInt
+
+from app.schemas.common import ApiRecord, Factor, RecordCheck, ScoringRequest, ScoringResponse, integral
 
 INBOUND_EXAMPLE: ApiRecord = {
     "lead_number": 660737,
@@ -44,9 +46,10 @@ class LeadsRequest(ScoringRequest):
 
 
 class RankRequest(LeadsRequest):
-    top_k: JsonInt | None = Field(
+    # The bound on the union's integer member, before the validator: given on the field (or after it), pydantic
+    # wrote it into the OpenAPI document as "ge", no JSON Schema keyword, and the document allowed the 0 refused.
+    top_k: Annotated[StrictInt, Field(ge=1), BeforeValidator(integral)] | None = Field(
         default=None,
-        ge=1,
         description="Return only the best top_k leads of the pool; all of them when absent.",
     )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -31,6 +34,19 @@ Name = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL), AfterValidator(storable)
 ]
 RECORD_ID_LENGTH = 128
+# The document's `format: date-time` (RFC 3339, with its offset): pydantic alone also reads a number, or a
+# string of one, as seconds since 1970, and a date-time without seconds.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2026-03-01T10:00:00Z")
+
+
 _RECORD_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": RECORD_ID_LENGTH, "pattern": NO_NUL}
 
 
@@ -45,7 +61,7 @@ class OutcomeIn(BaseModel):
         description="The ID the record was scored under: customer_id, lead_number, contact_id."
     )
     happened: bool = Field(
-        default=True, description="false records that it did not happen (renewed, declined)."
+        default=True, strict=True, description="false records that it did not happen (renewed, declined)."
     )
     product: Name | None = Field(
         default=None, validate_default=True, description="offer_accepted: the product."
@@ -53,7 +69,7 @@ class OutcomeIn(BaseModel):
     line: Name | None = Field(
         default=None, validate_default=True, description="lead_converted: the lead line."
     )
-    observed_at: AwareDatetime | None = Field(
+    observed_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339)] | None = Field(
         default=None,
         description="When it happened, with a time zone; default now. Scores served after it are not counted "
         "as predictions of it.",

@@ -39,9 +39,10 @@ class ScoringPipeline:
         records: list[Record] = getattr(body, field)
         check_batch_size(records, self.max_batch, field)
         scorer = self.models.for_line(use_case.name, body.line)
+        sent = records
         if use_case.from_store:
             records = await fill_from_store(self.database, records, scorer, field, body.line)
-        checks = check_records(scorer, records, field, body.strict)
+        checks = check_records(scorer, records, field, body.strict, sent)
         results = await run_scoring(len(records), lambda: _score(use_case, scorer, records, checks, body))
         self.log(scorer, use_case.predictions(scorer, results))
         if use_case.compare is not None:
