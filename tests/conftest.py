@@ -365,5 +365,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for backend, counts in sent.items():
         terminalreporter.write_line(
             f"{backend}: {sum(counts.values()):,} requests over {len(counts)} operations "
-            f"(fewest {min(counts.values(), default=0)} on one operation)"
+            f"(fewest {min(counts.values(), default=0)} on one operation); phases: "
+            + ", ".join(getattr(fuzz, "PHASES", {}).get(backend, []))
         )

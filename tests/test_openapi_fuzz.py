@@ -34,6 +34,7 @@ FUZZ_EXAMPLES = int(os.environ.get("CLM_FUZZ_EXAMPLES", "10"))
 EVERY_MODEL = ["clm-churn", "clm-products", "clm-leads-inbound", "clm-leads-outbound", "clm-diagnosis"]
 # Requests sent per backend, by operation: reported after the run (tests/conftest.py, terminal summary).
 SENT: dict[str, Counter[str]] = {}
+PHASES: dict[str, list[str]] = {}  # per backend: each phase, and why it was skipped when it was
 
 
 @pytest.fixture(params=BACKENDS)
@@ -69,6 +70,7 @@ def test_every_route_keeps_its_contract(served_app: tuple[str, FastAPI]) -> None
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     sent = SENT.setdefault(backend, Counter())
+    phases = PHASES.setdefault(backend, [])
     failures: list[str] = []
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
@@ -81,6 +83,9 @@ def test_every_route_keeps_its_contract(served_app: tuple[str, FastAPI]) -> None
                             f"{event.recorder.label}: {check.name}: {failure.title}\n{failure.message}\n"
                             f"{check.failure_info.code_sample}\n{_answer(event.recorder, case_id)}"
                         )
+        elif isinstance(event, events.PhaseFinished):
+            skipped = event.phase.skip_reason
+            phases.append(event.phase.name.value + (f" (skipped: {skipped.value})" if skipped else ""))
         elif isinstance(event, events.NonFatalError):
             failures.append(f"{event.label}: error: {event.info.format()}")
         elif isinstance(event, events.FatalError):

@@ -18,7 +18,16 @@ router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ScoreScop
     response_model=ModelsResponse,
     summary="Every served model: champion and challenger versions, holdout figures and features",
     operation_id="list_models",
-    responses=error_response_doc(401, 403),
+    responses={
+        # Where a client goes next with a served model's name (and what Schemathesis' stateful phase follows).
+        200: {
+            "links": {
+                operation: {"operationId": operation, "parameters": {"name": "$response.body#/models/0/name"}}
+                for operation in ("model_record_schema", "model_performance", "reload_model")
+            }
+        },
+        **error_response_doc(401, 403),
+    },
 )
 def list_models(models: ModelsDep) -> dict[str, Any]:
     """What each configured model serves now."""

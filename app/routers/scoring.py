@@ -38,6 +38,17 @@ def _route(use_case: UseCase) -> Any:
     return score
 
 
+def _links(use_case: UseCase) -> dict[int | str, dict[str, Any]]:
+    """A scored customer of a use case that reads the customer store has a profile (when it is stored)."""
+    if not use_case.from_store:
+        return {}
+    profile = {
+        "operationId": "customer_profile",
+        "parameters": {"customer_id": "$response.body#/results/0/customer_id"},
+    }
+    return {200: {"links": {"customer_profile": profile}}}
+
+
 for _use_case in USE_CASES:
     router.add_api_route(
         _use_case.path,
@@ -47,5 +58,5 @@ for _use_case in USE_CASES:
         summary=_use_case.summary,
         operation_id=_use_case.operation_id,
         tags=[_use_case.tag],
-        responses=error_response_doc(401, 403, 404, 413, 422, 503),
+        responses={**_links(_use_case), **error_response_doc(401, 403, 404, 413, 422, 503)},
     )
