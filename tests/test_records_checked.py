@@ -152,6 +152,16 @@ def test_openapi_types_the_records_of_each_served_line(client: TestClient) -> No
     schemas = document["components"]["schemas"]
     customers = schemas["ChurnRequest"]["properties"]["customers"]
     assert customers["items"] == {"$ref": "#/components/schemas/clm-churn.record"}
-    assert schemas["clm-churn.record"]["properties"]["tenure"]["type"] == ["number", "null"]
+    tenure = schemas["clm-churn.record"]["properties"]["tenure"]["anyOf"]
+    assert [shape["type"] for shape in tenure] == ["number", "boolean", "null"]  # as the contract reads it
+    assert tenure[0]["maximum"] == pytest.approx(3.4028235e38)  # what the boosters' float32 holds
+    # Strict bodies take the model's fields only; a body names a served line (null: the default one).
+    assert schemas["clm-churn.record.strict"]["additionalProperties"] is False
+    strict = next(
+        shape for shape in schemas["ChurnRequest"]["anyOf"] if shape["properties"]["strict"]["const"]
+    )
+    assert strict["properties"]["customers"]["items"] == {
+        "$ref": "#/components/schemas/clm-churn.record.strict"
+    }
     products = schemas["ProductMatchRequest"]["properties"]["customers"]
     assert products["items"] == {"$ref": "#/components/schemas/clm-products.record"}
