@@ -14,6 +14,7 @@ from model_registry.contract import Feature, FeatureContract, has_integer_catego
 from model_registry.numbers import FLOAT32_MAX
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+NO_NUL = "^[^\\x00]*$"
 # What numbers.as_number reads: a finite number the boosters' float32 holds, or null.
 NUMBER: dict[str, Any] = {"type": ["number", "null"], "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
 
@@ -25,6 +26,7 @@ def record_schema(
         contract.id_field: {
             "type": ["string", "integer", "null"],
             "maxLength": max_id_length,
+            "pattern": NO_NUL,  # no database holds NUL in text: such an id is refused
             "description": "The record's ID, echoed in its result; a stored customer's id completes the record "
             "from the customer store where the route takes stored customers.",
         }
