@@ -40,6 +40,21 @@ class Derivation(BaseModel):
             raise ValueError("`value` is given with rule 'default', and only with it")
         return self
 
+    def source_problems(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The (field, problem) pairs of sources of the wrong JSON type, without deriving anything."""
+        problems = []
+        for source in self.sources if self.rule != "default" else ():
+            value = record.get(source)
+            if self.rule == "item_count":
+                if value is not None and not isinstance(value, str):
+                    problems.append((source, "must be a string or null"))
+                continue
+            try:
+                as_number(value)
+            except ValueError as exc:
+                problems.append((source, str(exc)))
+        return problems
+
     def compute(self, record: Mapping[str, Any]) -> tuple[float | None, list[tuple[str, str]]]:
         """The derived value for a record lacking it, and the (field, problem) pairs of unusable sources."""
         if self.rule == "default":
@@ -75,6 +90,8 @@ def derive(
     problems: list[tuple[str, str]] = []
     for derivation in derivations:
         if out.get(derivation.field) is not None:
+            # Not read then, but a source sent is still held to the JSON type the record schema gives it.
+            problems.extend(derivation.source_problems(out))
             continue
         out[derivation.field], found = derivation.compute(out)
         problems.extend(found)

@@ -13,7 +13,7 @@ from app.errors import error_response_doc
 from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
 from app.scoring.customers.profile import build_profile, read_stored
-from app.text import storable
+from app.text import NO_NUL, storable
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[ScoreScope])
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     responses=error_response_doc(401, 403, 404, 422, 503),
 )
 async def customer_profile(
-    customer_id: Annotated[str, Path(max_length=128), AfterValidator(storable)],
+    customer_id: Annotated[str, Path(max_length=128, pattern=NO_NUL), AfterValidator(storable)],
     models: ModelsDep,
     database: DatabaseDep,
     request_id: RequestIdDep,
@@ -37,6 +37,7 @@ async def customer_profile(
         Query(
             min_length=1,
             max_length=64,
+            pattern=NO_NUL,
             description="The churn line the customer belongs to (loaded by `clm ingest customers --line`); "
             "absent: the default line.",
         ),
