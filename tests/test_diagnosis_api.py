@@ -164,6 +164,14 @@ def test_tag_count_may_be_sent_instead_of_tags(diagnosis_client: TestClient) -> 
     assert [r["effect_probability"] for r in same] == [listing["effect_probability"]] * 2
 
 
+def test_tags_of_the_wrong_type_are_a_422_even_beside_tag_count(diagnosis_client: TestClient) -> None:
+    """tags is then not read, but the record schema says it is text: an object there is refused all the same."""
+    listing = {**LISTING, "tag_count": 14, "tags": {}}
+    response = diagnosis_client.post("/v1/diagnosis", json={"listings": [listing]})
+    assert response.status_code == 422
+    assert [d["path"] for d in response.json()["error"]["details"]] == ["listings[0].tags"]
+
+
 def test_a_missing_urgency_banner_means_none(diagnosis_client: TestClient) -> None:
     """The data leaves has_urgency_banner blank where there is no banner: null and absent score as 0."""
     absent = {k: v for k, v in LISTING.items() if k != "has_urgency_banner"}
