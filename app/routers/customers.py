@@ -26,7 +26,9 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Sco
     responses=error_response_doc(401, 403, 404, 422, 503),
 )
 async def customer_profile(
-    customer_id: Annotated[str, Path(max_length=128, pattern=NO_NUL), AfterValidator(storable)],
+    customer_id: Annotated[
+        str, Path(max_length=128, json_schema_extra={"pattern": NO_NUL}), AfterValidator(storable)
+    ],
     models: ModelsDep,
     database: DatabaseDep,
     request_id: RequestIdDep,
@@ -37,7 +39,7 @@ async def customer_profile(
         Query(
             min_length=1,
             max_length=64,
-            pattern=NO_NUL,
+            json_schema_extra={"pattern": NO_NUL},  # checked by storable(), which says why
             description="The churn line the customer belongs to (loaded by `clm ingest customers --line`); "
             "absent: the default line.",
         ),

@@ -31,7 +31,10 @@ QUALIFIER = {"offer_accepted": "product", "lead_converted": "line"}
 # Lengths of the outcomes table's columns (item, record_id); NUL and lone surrogates no database holds. Taken as
 # sent (a product or line is one of the served names, listed in the OpenAPI document: nothing to trim).
 Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL), AfterValidator(storable)
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(storable),  # says why NUL is refused; the document says it with a pattern
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL}),
 ]
 RECORD_ID_LENGTH = 128
 # The document's `format: date-time` (RFC 3339, with its offset): pydantic alone also reads a number, or a
