@@ -80,6 +80,10 @@ class FeatureContract:
             self._integer_categories.append(has_integer_categories(feature))
             offset += feature.width
         self.n_columns = offset
+        # Every field a record may carry that the version reads: its ID, its features, its derived fields'
+        # sources; anything else in a record is unknown to it. Made once: every scoring request reads it.
+        sources = {source for derivation in self.derived for source in derivation.sources}
+        self.field_names = frozenset({self.id_field, *(f.name for f in self.features), *sources})
 
     @property
     def column_names(self) -> list[str]:
@@ -91,13 +95,6 @@ class FeatureContract:
             else:
                 names.append(feature.name)
         return names
-
-    @property
-    def field_names(self) -> frozenset[str]:
-        """Every field a record may carry that the version reads: its ID, its features, its derived fields'
-        sources. Anything else in a record is unknown to it."""
-        sources = {source for derivation in self.derived for source in derivation.sources}
-        return frozenset({self.id_field, *(f.name for f in self.features), *sources})
 
     @property
     def column_offsets(self) -> list[int]:

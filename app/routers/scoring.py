@@ -57,6 +57,6 @@ for _use_case in USE_CASES:
         response_model=_use_case.response,
         summary=_use_case.summary,
         operation_id=_use_case.operation_id,
-        tags=[_use_case.tag],
+        tags=[_use_case.name],
         responses={**_links(_use_case), **error_response_doc(401, 403, 404, 413, 422, 503)},
     )

@@ -45,10 +45,6 @@ class UseCase:
     arrange: Arrange | None = None  # results returned in another order than the request's (a ranking)
     from_store: bool = False  # records may be stored customers given by id (app/scoring/customers/store.py)
 
-    @property
-    def tag(self) -> str:
-        return self.name
-
 
 def check_records(
     scorer: Scorer,
