@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database_check.cancel()
             watcher.stop()
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
-            database.dispose()
+            await database.aclose()
 
     # Swagger UI (/docs) and ReDoc (/redoc) load their scripts and styles from the service itself (the package
     # ships them, served under /docs/assets): the pages work on a network without the public CDNs.

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import AfterValidator
 
 from app.auth import ScoreScope
-from app.concurrency import run_database
+from app.concurrency import read_database
 from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep
 from app.errors import error_response_doc
 from app.json_io import scoring_response
@@ -48,7 +48,7 @@ async def customer_profile(
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
     models.for_line("churn", line)  # an unknown line is a 404 naming the lines, before the store is read
-    stored = await run_database(database, 1, partial(read_stored, database, customer_id, line))
+    stored = await read_database(database, 1, partial(read_stored, customer_id, line))
     # One customer: scored on the event loop (app/concurrency.py).
     profile = build_profile(stored, line, models, memo, log_predictions)
     return scoring_response({**profile, "request_id": request_id})

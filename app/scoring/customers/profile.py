@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from app import metrics
-from app.db import Database
 from app.errors import ModelNotLoaded, NotFound
 from app.prediction_log import RequestPredictions
 from app.repositories import customers as customer_repo
@@ -66,13 +67,12 @@ class ScoreMemo:
                 self._entries.popitem(last=False)
 
 
-def read_stored(database: Database, customer_id: str, line: str | None) -> StoredCustomer:
+def read_stored(customer_id: str, line: str | None, connection: Connection) -> StoredCustomer:
     """The stored customer of the churn line (and whether it churned), or a 404."""
-    with database.engine.connect() as connection:
-        if line is None:
-            stored = customer_repo.get_for_profile(connection, customer_id, CUSTOMER_CHURNED)
-        else:
-            stored = line_customer_repo.get_for_profile(connection, line, customer_id, CUSTOMER_CHURNED)
+    if line is None:
+        stored = customer_repo.get_for_profile(connection, customer_id, CUSTOMER_CHURNED)
+    else:
+        stored = line_customer_repo.get_for_profile(connection, line, customer_id, CUSTOMER_CHURNED)
     if stored is None:
         where = "the store" if line is None else f"the store of line {line!r}"
         raise NotFound(

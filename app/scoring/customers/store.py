@@ -13,7 +13,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from app.concurrency import run_database
+from sqlalchemy import Connection
+
+from app.concurrency import read_database
 from app.db import Database
 from app.errors import NotFound
 from app.repositories import customers as customer_repo
@@ -38,7 +40,7 @@ async def fill_from_store(
     if not incomplete:
         return records
     ids = [str(records[row][ID_FIELD]) for row in incomplete]
-    stored = await run_database(database, len(ids), partial(_read_customers, database, line, ids))
+    stored = await read_database(database, len(ids), partial(_read_customers, line, ids))
     filled = list(records)
     unknown = []
     for row in incomplete:
@@ -62,11 +64,10 @@ async def fill_from_store(
     return filled
 
 
-def _read_customers(database: Database, line: str | None, ids: list[str]) -> dict[str, dict[str, Any]]:
-    with database.engine.connect() as connection:
-        if line is None:
-            return customer_repo.get_records(connection, ids)
-        return line_customer_repo.get_records(connection, line, ids)
+def _read_customers(line: str | None, ids: list[str], connection: Connection) -> dict[str, dict[str, Any]]:
+    if line is None:
+        return customer_repo.get_records(connection, ids)
+    return line_customer_repo.get_records(connection, line, ids)
 
 
 def _usable_id(value: Any) -> bool:
