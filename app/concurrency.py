@@ -10,18 +10,19 @@ Database reads follow the same rule on SQLite: a file on the local disk, read in
 writer (the prediction log, an ingest), and reading a few rows costs a fraction of a millisecond, less than the
 hop to a thread and back (the profile benchmark: 680-1,160 -> 1,120-1,500 req/s, p99 20-42 -> 16-24 ms at
 concurrency 8). PostgreSQL is reached over the network, and a server that hangs must never stop the loop: its
-reads run on the loop through the async driver, which waits on the socket, not for it (Database.read).
+reads run on the loop through psycopg's async pool, which waits on the socket, not for it (Database.read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from app.db import Database
+from app.request_reads import Read
 
 T = TypeVar("T")
 
@@ -35,16 +36,11 @@ async def run_scoring(records: int, work: Callable[[], T]) -> T:
     return await run_in_threadpool(work)
 
 
-async def read_database(database: Database, records: int, work: Callable[[Connection], T]) -> T:
-    """Run `work`, a read of `records` records through the connection it is given: on PostgreSQL on the loop's
-    async connections; on SQLite inline for a few, else on the database's threads."""
+async def read_database(database: Database, records: int, read: Read[T]) -> T:
+    """Run `read`, a read of `records` records: on PostgreSQL on the loop's async connections; on SQLite inline
+    for a few, else on the database's threads."""
     if database.dialect != "sqlite":
-        return await database.read(work)
+        return await database.read(read)
     if records <= INLINE_RECORDS:
-        return _with_connection(database, work)
-    return await database.run(lambda: _with_connection(database, work))
-
-
-def _with_connection(database: Database, work: Callable[[Connection], T]) -> T:
-    with database.engine.connect() as connection:
-        return work(connection)
+        return database.read_here(read)
+    return await database.run(partial(database.read_here, read))

@@ -7,7 +7,7 @@ own before serving) brings it to head; the service never migrates, so it starts 
 Requests reach the database in one of two ways, each with a deadline past which the request is a 503 (a
 database that hangs stalls the calls that need it, nothing else):
 - `read()`, the reads of the request path (the profile, scoring by id) on PostgreSQL: on the event loop
-  through psycopg's async driver, so a read costs one round trip and no thread (see `read()`);
+  through psycopg's async pool, one round trip and no thread (app/request_reads.py);
 - `run()`, everything else (writes, admin queries, SQLite's larger reads): on the database's own threads,
   never the thread pool that scores batches and answers /metrics.
 """
@@ -29,13 +29,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import DatabaseUnavailable
+from app.request_reads import PostgresReads, Read, read_on
 
 T = TypeVar("T")
 
@@ -69,8 +69,15 @@ class Database:
         # The longest a request waits for the database: a connection, then its statement.
         self.deadline = pool_timeout + connect_timeout + (statement_timeout or 30.0)
         self._threads: ThreadPoolExecutor | None = None
-        self._reader_options = (statement_timeout, pool_timeout, connect_timeout)
-        self._reader: AsyncEngine | None = None  # made on the first read(), on the loop that serves
+        self._postgres_reads: PostgresReads | None = None
+        if self.dialect == "postgresql":
+            self._postgres_reads = PostgresReads(
+                self.url,
+                _postgresql_connect_args(self.url, statement_timeout, connect_timeout),
+                size=POOL_SIZE,
+                pool_timeout=pool_timeout,
+                deadline=self.deadline,
+            )
 
     @property
     def dialect(self) -> str:
@@ -122,33 +129,16 @@ class Database:
                 f"the database did not answer within {deadline or self.deadline:g} s; retry shortly"
             ) from None
 
-    async def read(self, work: Callable[[Connection], T]) -> T:
-        """`work` (reads through the connection it is given) on the event loop, PostgreSQL only, within the
-        deadline (past it, DatabaseUnavailable).
+    async def read(self, read: Read[T]) -> T:
+        """A read of the request path on PostgreSQL, on the event loop (app/request_reads.py says how)."""
+        if self._postgres_reads is None:
+            raise RuntimeError(f"read() is for PostgreSQL; on {self.dialect} use read_here()")
+        return await self._postgres_reads.read(read)
 
-        What a read of the request path costs is round trips, and the thread hop of run(): measured on the
-        profile at concurrency 8, 440 req/s and a p99 of 50 ms against SQLite's 1,100 and 11 ms. Here a read is
-        one round trip: autocommit (no BEGIN, no ROLLBACK on return; every read is one statement), no ping on
-        checkout (a connection broken by a restart fails its read, which is tried once more on a fresh one: the
-        pool drops every connection older than the failure), statements prepared by psycopg after 5 uses; and
-        no thread: the loop waits on the socket, so a server that hangs stalls this request only."""
-        for attempt in (1, 2):
-            try:
-                return await asyncio.wait_for(self._read_once(work), self.deadline)
-            except TimeoutError:
-                raise DatabaseUnavailable(
-                    f"the database did not answer within {self.deadline:g} s; retry shortly"
-                ) from None
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _read_once(self, work: Callable[[Connection], T]) -> T:
-        if self._reader is None:
-            self._reader = _create_reader(self.url, *self._reader_options)
-        async with self._reader.connect() as connection:
-            return await connection.run_sync(work)
+    def read_here(self, read: Read[T]) -> T:
+        """A read of the request path through the engine, in the calling thread."""
+        with self.engine.connect() as connection:
+            return read_on(connection, read)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -163,8 +153,8 @@ class Database:
 
     async def aclose(self) -> None:
         """dispose(), and the event loop's connections closed on that loop (the service's shutdown)."""
-        if self._reader is not None:
-            await self._reader.dispose()
+        if self._postgres_reads is not None:
+            await self._postgres_reads.close()
         self.dispose()
 
 
@@ -189,16 +179,19 @@ def _create_engine(
     return engine
 
 
-def _create_reader(
-    url: Any, statement_timeout: float | None, pool_timeout: float, connect_timeout: int
-) -> AsyncEngine:
-    """The engine of read(): psycopg's async driver, autocommit, no ping (read() says why)."""
-    options = _postgresql_options(url, statement_timeout, pool_timeout, connect_timeout)
-    return create_async_engine(url, isolation_level="AUTOCOMMIT", **options)
-
-
 def _postgresql_options(
     url: Any, statement_timeout: float | None, pool_timeout: float, connect_timeout: int
+) -> dict[str, Any]:
+    return {
+        "connect_args": _postgresql_connect_args(url, statement_timeout, connect_timeout),
+        "pool_size": POOL_SIZE,
+        "max_overflow": MAX_OVERFLOW,
+        "pool_timeout": pool_timeout,
+    }
+
+
+def _postgresql_connect_args(
+    url: Any, statement_timeout: float | None, connect_timeout: int
 ) -> dict[str, Any]:
     # Fail fast while the server is down instead of hanging a request or the log writer.
     connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
@@ -208,12 +201,7 @@ def _postgresql_options(
         given = given if isinstance(given, str) else " ".join(given)
         timeout = f"-c statement_timeout={round(statement_timeout * 1000)}"
         connect_args["options"] = f"{given} {timeout}".strip()
-    return {
-        "connect_args": connect_args,
-        "pool_size": POOL_SIZE,
-        "max_overflow": MAX_OVERFLOW,
-        "pool_timeout": pool_timeout,
-    }
+    return connect_args
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -67,10 +67,10 @@ def test_profiles_at_concurrency_8_reuse_the_connections_they_opened(
 ) -> None:
     # A pool smaller than the concurrency closes a connection on each return and opens another on the next
     # checkout: a new server process every few requests, and a p99 of 250-490 ms (issue 15).
-    assert view_concurrently(profiles, 16, 8) == [200] * 16
+    assert view_concurrently(profiles, 100, 8) == [200] * 100  # the pool grows to what the load needs
     opened = set(server_sessions(named_database[1]))
-    assert 1 <= len(opened) <= POOL_SIZE + 1  # the readers, and the prediction log's writer
-    assert view_concurrently(profiles, 200, 8) == [200] * 200
+    assert 1 <= len(opened) <= POOL_SIZE + 1  # the readers' pool and the prediction log's writer
+    assert view_concurrently(profiles, 300, 8) == [200] * 300
     assert set(server_sessions(named_database[1])) <= opened  # not one new server process
 
 

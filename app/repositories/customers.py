@@ -14,6 +14,7 @@ from app.models import Customer, Outcome, StoredProfileScores
 from app.models.base import utcnow
 from app.models.customer import FEATURE_FIELDS, RECORD_FIELDS
 from app.repositories.upsert import insert_for
+from app.request_reads import Read, read_on
 
 # What made a customer's profile scores: the customer, its record's updated_at, the churn and product versions.
 ScoresKey = tuple[str, datetime, int, int | None]
@@ -44,13 +45,20 @@ def record_of(values: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(RECORD_FIELDS, values, strict=True))
 
 
-def get_records(connection: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+_RECORDS = select(*RECORD_COLUMNS).where(_CUSTOMERS.c.customer_id.in_(bindparam("ids", expanding=True)))
+
+
+def records_read(customer_ids: Iterable[str]) -> Read[dict[str, dict[str, Any]]]:
     """The stored records of these customers, by id (ids not in the store are left out)."""
-    ids = list(dict.fromkeys(customer_ids))
-    if not ids:
-        return {}
-    rows = connection.execute(select(*RECORD_COLUMNS).where(_CUSTOMERS.c.customer_id.in_(ids)))
+    return Read(_RECORDS, {"ids": list(dict.fromkeys(customer_ids))}, _records_by_id)
+
+
+def _records_by_id(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
     return {record["customer_id"]: record for record in map(record_of, rows)}
+
+
+def get_records(connection: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return read_on(connection, records_read(customer_ids))
 
 
 def churn_recorded(customer_id: ColumnElement[str]) -> ColumnElement[bool]:
@@ -82,12 +90,15 @@ _FOR_PROFILE = (
 )
 
 
-def get_for_profile(connection: Connection, customer_id: str, churn_event: str) -> StoredCustomer | None:
+def profile_read(customer_id: str, churn_event: str) -> Read[StoredCustomer | None]:
     """The customer, whether a churn outcome is recorded for it, and its stored scores: one round trip."""
-    row = connection.execute(_FOR_PROFILE, {"customer_id": customer_id, "event": churn_event}).first()
-    if row is None:
+    return Read(_FOR_PROFILE, {"customer_id": customer_id, "event": churn_event}, _stored_customer)
+
+
+def _stored_customer(rows: Sequence[Sequence[Any]]) -> StoredCustomer | None:
+    if not rows:
         return None
-    *values, updated_at, churned_at, scored_from, churn_version, products_version, scores = row
+    *values, updated_at, churned_at, scored_from, churn_version, products_version, scores = rows[0]
     record = record_of(values)
     stored = None
     if scores is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -12,21 +12,27 @@ from app.models import LineCustomer, Outcome
 from app.models.base import utcnow
 from app.repositories.customers import StoredCustomer, UpsertCounts, churn_recorded
 from app.repositories.upsert import insert_for
+from app.request_reads import Read, read_on
 
 _TABLE = LineCustomer.__table__
 
 
-def get_records(connection: Connection, line: str, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+_RECORDS = select(_TABLE.c.customer_id, _TABLE.c.record).where(
+    _TABLE.c.line == bindparam("line"), _TABLE.c.customer_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def records_read(line: str, customer_ids: Iterable[str]) -> Read[dict[str, dict[str, Any]]]:
     """The stored records of these customers of the line, by id (ids not in the store are left out)."""
-    ids = list(dict.fromkeys(customer_ids))
-    if not ids:
-        return {}
-    rows = connection.execute(
-        select(_TABLE.c.customer_id, _TABLE.c.record).where(
-            _TABLE.c.line == line, _TABLE.c.customer_id.in_(ids)
-        )
-    )
+    return Read(_RECORDS, {"line": line, "ids": list(dict.fromkeys(customer_ids))}, _records_by_id)
+
+
+def _records_by_id(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
     return {customer_id: record for customer_id, record in rows}
+
+
+def get_records(connection: Connection, line: str, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return read_on(connection, records_read(line, customer_ids))
 
 
 _FOR_PROFILE = (
@@ -36,17 +42,17 @@ _FOR_PROFILE = (
 )
 
 
-def get_for_profile(
-    connection: Connection, line: str, customer_id: str, churn_event: str
-) -> StoredCustomer | None:
+def profile_read(line: str, customer_id: str, churn_event: str) -> Read[StoredCustomer | None]:
     """The customer of the line and whether a churn outcome is recorded for it, in one round trip. Profile
     scores are not stored ahead for added lines: they are scored on view (and remembered by each worker)."""
-    row = connection.execute(
-        _FOR_PROFILE, {"line": line, "customer_id": customer_id, "event": churn_event}
-    ).first()
-    if row is None:
+    params = {"line": line, "customer_id": customer_id, "event": churn_event}
+    return Read(_FOR_PROFILE, params, _stored_customer)
+
+
+def _stored_customer(rows: Sequence[Sequence[Any]]) -> StoredCustomer | None:
+    if not rows:
         return None
-    record, updated_at, churned_at = row
+    record, updated_at, churned_at = rows[0]
     return StoredCustomer(record, updated_at, churned_at, None)
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -12,7 +11,7 @@ from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, ProfileMe
 from app.errors import error_response_doc
 from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
-from app.scoring.customers.profile import build_profile, read_stored
+from app.scoring.customers.profile import build_profile, found, stored_read
 from app.text import NO_NUL, storable
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[ScoreScope])
@@ -48,7 +47,7 @@ async def customer_profile(
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
     models.for_line("churn", line)  # an unknown line is a 404 naming the lines, before the store is read
-    stored = await read_database(database, 1, partial(read_stored, customer_id, line))
+    stored = found(await read_database(database, 1, stored_read(customer_id, line)), customer_id, line)
     # One customer: scored on the event loop (app/concurrency.py).
     profile = build_profile(stored, line, models, memo, log_predictions)
     return scoring_response({**profile, "request_id": request_id})

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from app import metrics
 from app.errors import ModelNotLoaded, NotFound
 from app.prediction_log import RequestPredictions
 from app.repositories import customers as customer_repo
 from app.repositories import line_customers as line_customer_repo
 from app.repositories.customers import ScoresKey, StoredCustomer
+from app.request_reads import Read
 from app.scoring.customers import lifecycle
 from app.scoring.outcomes import CUSTOMER_CHURNED
 from app.scoring.runtime.loaded import LoadedModels
@@ -67,12 +66,15 @@ class ScoreMemo:
                 self._entries.popitem(last=False)
 
 
-def read_stored(customer_id: str, line: str | None, connection: Connection) -> StoredCustomer:
-    """The stored customer of the churn line (and whether it churned), or a 404."""
+def stored_read(customer_id: str, line: str | None) -> Read[StoredCustomer | None]:
+    """The read of a stored customer of the churn line (and whether it churned): see found()."""
     if line is None:
-        stored = customer_repo.get_for_profile(connection, customer_id, CUSTOMER_CHURNED)
-    else:
-        stored = line_customer_repo.get_for_profile(connection, line, customer_id, CUSTOMER_CHURNED)
+        return customer_repo.profile_read(customer_id, CUSTOMER_CHURNED)
+    return line_customer_repo.profile_read(line, customer_id, CUSTOMER_CHURNED)
+
+
+def found(stored: StoredCustomer | None, customer_id: str, line: str | None) -> StoredCustomer:
+    """The stored customer, or a 404."""
     if stored is None:
         where = "the store" if line is None else f"the store of line {line!r}"
         raise NotFound(

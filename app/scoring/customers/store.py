@@ -10,16 +10,14 @@ customers in their typed table, an added line's under its name, `clm ingest cust
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
-
-from sqlalchemy import Connection
 
 from app.concurrency import read_database
 from app.db import Database
 from app.errors import NotFound
 from app.repositories import customers as customer_repo
 from app.repositories import line_customers as line_customer_repo
+from app.request_reads import Read
 from app.scoring.runtime.scorer import Scorer, id_problem
 
 ID_FIELD = "customer_id"
@@ -40,7 +38,7 @@ async def fill_from_store(
     if not incomplete:
         return records
     ids = [str(records[row][ID_FIELD]) for row in incomplete]
-    stored = await read_database(database, len(ids), partial(_read_customers, line, ids))
+    stored = await read_database(database, len(ids), _records_read(line, ids))
     filled = list(records)
     unknown = []
     for row in incomplete:
@@ -64,10 +62,10 @@ async def fill_from_store(
     return filled
 
 
-def _read_customers(line: str | None, ids: list[str], connection: Connection) -> dict[str, dict[str, Any]]:
+def _records_read(line: str | None, ids: list[str]) -> Read[dict[str, dict[str, Any]]]:
     if line is None:
-        return customer_repo.get_records(connection, ids)
-    return line_customer_repo.get_records(connection, line, ids)
+        return customer_repo.records_read(ids)
+    return line_customer_repo.records_read(line, ids)
 
 
 def _usable_id(value: Any) -> bool:
