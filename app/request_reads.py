@@ -54,7 +54,8 @@ def read_on(connection: Connection, read: Read[T]) -> T:
     return read.result(connection.execute(read.statement, read.params).all())
 
 
-Converters = tuple[Callable[[Any], Any] | None, ...]
+# The columns whose values the SQLAlchemy type converts (a UTC timestamp, say), by position; most need nothing.
+Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 @dataclass
@@ -101,7 +102,8 @@ class PostgresReads:
         rows, description = await self._fetch(state.statement, state.parameters, retry=True)
         if compiled.converters is None:
             compiled.converters = _converters(read.statement, description)
-        return read.result([_converted(row, compiled.converters) for row in rows])
+        converters = compiled.converters
+        return read.result([_converted(row, converters) for row in rows] if converters else rows)
 
     async def _fetch(
         self, statement: str, parameters: Any, retry: bool
@@ -173,14 +175,16 @@ class _Connections:
 
 
 def _converters(statement: Select[Any], description: Sequence[psycopg.Column]) -> Converters:
-    """Each column's conversion by its SQLAlchemy type, as the engine applies it (None: the driver's value)."""
-    return tuple(
+    """Each column's conversion by its SQLAlchemy type, as the engine applies it; the others keep the driver's."""
+    processors = (
         column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, described.type_code)
         for column, described in zip(statement.selected_columns, description, strict=True)
     )
+    return tuple((index, convert) for index, convert in enumerate(processors) if convert is not None)
 
 
-def _converted(row: Sequence[Any], converters: Converters) -> tuple[Any, ...]:
-    return tuple(
-        value if convert is None else convert(value) for value, convert in zip(row, converters, strict=True)
-    )
+def _converted(row: Sequence[Any], converters: Converters) -> list[Any]:
+    values = list(row)
+    for index, convert in converters:
+        values[index] = convert(values[index])
+    return values
