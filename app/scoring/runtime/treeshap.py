@@ -4,11 +4,11 @@ The values are XGBoost's own exact contributions (`pred_contribs=True, approx_co
 TreeSHAP, which weighs the branches not taken by their training cover (Lundberg et al. 2020, "From local
 explanations to global understanding with explainable AI for trees", Nature Machine Intelligence 2:56-67,
 Algorithm 2). They are computed the way of Fast TreeSHAP v2 (Yang 2021, "Fast TreeSHAP: Accelerating SHAP
-value computation for trees", arXiv:2109.09847, section 3.2): a leaf's share of every Shapley value depends on
-the row only through a few bits, so it is tabled once per loaded version and a row costs one walk of each tree.
+value computation for trees", arXiv:2109.09847, section 3.2): what a leaf adds to each Shapley value depends on
+the row only through a few bits, so it is tabled once per loaded version and a row costs table look-ups.
 
-For a leaf l, with value v and the distinct features F (|F| = d) split on along its path: z_j is the product
-of the cover ratios (child cover / parent cover) of the path's splits on feature j, and o_j(x) is 1 when row x
+For a leaf with value v and the distinct features F (|F| = d) split on along its path: z_j is the product of
+the cover ratios (child cover / parent cover) of the path's splits on feature j, and o_j(x) is 1 when row x
 takes the path's branch at every split on j (a missing value takes the node's default branch). The tree's
 expectation given the features in S is the sum over leaves of v * prod_{j in F} (o_j if j in S else z_j), so
 the leaf adds to feature i in F
@@ -16,17 +16,22 @@ the leaf adds to feature i in F
     phi_i = v * (o_i - z_i) * sum_{S subset of F - {i}} |S|! (d - |S| - 1)! / d!
                                   * prod_{j in S} o_j * prod_{j in F - S - {i}} z_j
 
-which depends on x only through the d bits o. At load, each leaf gets a table of 2^d x d values (the subset
-sum as the coefficients of prod_{j != i} (z_j + o_j t)); a row then sets the bits of every leaf in one pass
-over the tree's nodes (a node clears the bit of its feature on the branch the row does not take) and adds one
-table row per leaf. The leaf whose bits are all set is the one the row reaches: its value goes to the margin,
-summed in float32 in tree order from the base margin, and the sigmoid is XGBoost's own (common::Sigmoid), so
-the probabilities are booster.predict's. Contributions are summed in float64 (XGBoost sums in float32: the two
-agree within 1e-5 on every holdout row of every served model, tests/test_treeshap.py).
+which depends on x only through the d bits o: a table of 2^d x d values per leaf (the subset sum is read off
+the coefficients of prod_{j != i} (z_j + o_j t)). The bias is the sum of v * prod_j z_j, as XGBoost's.
+
+One step further than the paper, to look up less per row: the leaves under a small subtree (a "block") are
+tabled together, indexed by the bits of the features above the block and the branch the row takes at each of
+the block's splits (at most BLOCK_BITS bits in all). A row walks the splits above the blocks one by one (a
+split clears its feature's bit on the branch the row does not take), reads the branches of each block's splits
+and adds one table row per block: for trees 3 deep, one look-up per tree instead of eight. The table also holds
+the value of the leaf the row reaches, added to the margin in float32 in tree order from the base margin as
+XGBoost sums it; with XGBoost's own sigmoid (common::Sigmoid) the probabilities are booster.predict's, bit for
+bit. Contributions are summed in float64 (XGBoost sums in float32): they agree within 1e-5 on every holdout row
+of every served model (tests/test_treeshap.py).
 
 Only what the served models use is handled: binary:logistic gbtree boosters with numeric splits; anything else
-raises Unsupported and the scorer keeps XGBoost's own path. The kernels are compiled by numba at the first load
-in a process (cached on disk where a cache directory is writable; see `_kernels`).
+raises Unsupported and the scorer keeps XGBoost's own path. numba compiles the kernels at the first version
+loaded in a process (cached on disk where a cache directory is writable; see `_kernels`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -44,10 +49,16 @@ import xgboost as xgb
 
 log = logging.getLogger(__name__)
 
-# Distinct features on one path: the tables hold 2^d x d values per leaf. The served trees are 3-4 deep.
+# Distinct features on one path: a leaf's table holds 2^d x d values. The served trees are 3-4 deep.
 MAX_PATH_FEATURES = 12
+# A block's table has 2^bits rows (bits: the features above it and its splits). 7 makes a tree 3 deep one block
+# (2^7 rows of at most 7 values, 7 KiB) and a tree 4 deep four blocks under its two top levels.
+BLOCK_BITS = 7
 # All of a booster's tables together; beyond this (very deep or very many trees) XGBoost's path is kept.
 MAX_TABLE_BYTES = 64 * 1024 * 1024
+
+Int32s = npt.NDArray[np.int32]
+Int64s = npt.NDArray[np.int64]
 
 
 class Unsupported(ValueError):
@@ -57,71 +68,121 @@ class Unsupported(ValueError):
 class _Kernels(NamedTuple):
     explain: Any
     sigmoid: Any
-    tables: Any
+    leaf_tables: Any
+    block_tables: Any
 
 
 @dataclass(frozen=True)
 class TreeShap:
-    """One booster's trees, flattened tree after tree in depth-first order, and its leaves' tables."""
+    """One booster's trees, flattened tree after tree in depth-first order, and its blocks' tables."""
 
     n_columns: int
     base_margin: np.float32
     expected_value: float  # XGBoost's bias column: the base margin plus each tree's cover-weighted mean
-    tree_start: npt.NDArray[np.int32]  # tree t's nodes are [tree_start[t], tree_start[t + 1])
-    # per node; a leaf has feature -1, children are indexes within the tree (always after their parent)
-    feature: npt.NDArray[np.int32]
+    tree_start: Int32s  # tree t's nodes are [tree_start[t], tree_start[t + 1]); a subtree is a contiguous range
+    # per node; a leaf has feature -1; children are indexes within the tree, always after their parent
+    feature: Int32s
     threshold: npt.NDArray[np.float32]
-    left: npt.NDArray[np.int32]
-    right: npt.NDArray[np.int32]
     default_left: npt.NDArray[np.bool_]
-    bit: npt.NDArray[np.int32]  # the bit of the node's feature among the distinct features of its path
-    leaf: npt.NDArray[np.int32]  # the leaf's index, -1 at a split
-    # per leaf: its value, its path's distinct features (features[feature_start[l]:feature_start[l + 1]]) and
-    # its table (table[table_start[l] + bits * d + k] is what feature k of the path gets for those bits)
-    leaf_value: npt.NDArray[np.float32]
-    feature_start: npt.NDArray[np.int64]
-    features: npt.NDArray[np.int32]
-    table_start: npt.NDArray[np.int64]
+    left: Int32s
+    right: Int32s
+    bit: Int32s  # the bit of the split's feature among the distinct features of its path
+    # per tree: the splits above its blocks (walk[walk_start[t]:walk_start[t + 1]]), and its blocks
+    walk_start: Int32s
+    walk: Int32s
+    block_start: Int32s
+    # per block: its root (within the tree), how many bits come from above, its splits, the columns its table
+    # adds to, where its table and its reached leaves' values start
+    block_root: Int32s
+    block_in_bits: Int32s
+    split_start: Int64s
+    splits: Int32s
+    unit_start: Int64s
+    units: Int32s
+    table_start: Int64s
     table: npt.NDArray[np.float64]
+    reach_start: Int64s
+    reach: npt.NDArray[np.float32]
+    build_seconds: float = field(default=0.0, compare=False)
 
     @classmethod
     def of(cls, booster: xgb.Booster) -> TreeShap:
         """Read the booster's trees (its JSON model, doc/model.schema in XGBoost) and build the tables."""
+        import time
+
+        started = time.perf_counter()
         model = json.loads(booster.save_raw("json"))
         learner = model["learner"]
         _require_supported(learner)
         params = learner["learner_model_param"]
-        n_columns = int(params["num_feature"])
         base_margin = _logit32(float(params["base_score"].strip("[]")))
-        nodes = _Nodes()
+        forest = _Forest()
         for tree in learner["gradient_booster"]["model"]["trees"]:
-            nodes.add_tree(tree)
-        tables = nodes.table_sizes()
-        if int(tables[-1]) * 8 > MAX_TABLE_BYTES:
-            raise Unsupported(f"its tables would take {int(tables[-1]) * 8 / 2**20:.0f} MiB")
+            forest.add_tree(tree)
         kernels = _kernels()
-        leaf_value = np.asarray(nodes.leaf_value, dtype=np.float32)
-        feature_start = np.asarray(nodes.feature_start, dtype=np.int64)
-        cover_ratio = np.asarray(nodes.cover_ratio, dtype=np.float64)
-        table = np.zeros(int(tables[-1]), dtype=np.float64)
-        expected = kernels.tables(leaf_value, feature_start, cover_ratio, tables, _shapley_weights(), table)
+        nodes = forest.node_arrays()
+        leaves = forest.leaf_arrays()
+        leaf_table = np.zeros(int(leaves["table_start"][-1]), dtype=np.float64)
+        expected = kernels.leaf_tables(
+            leaves["value"],
+            leaves["feature_start"],
+            leaves["cover_ratio"],
+            leaves["table_start"],
+            _shapley_weights(),
+            leaf_table,
+        )
+        blocks = forest.block_arrays()
+        if int(blocks["table_start"][-1]) * 8 > MAX_TABLE_BYTES:
+            raise Unsupported(f"its tables would take {int(blocks['table_start'][-1]) * 8 / 2**20:.0f} MiB")
+        table = np.zeros(int(blocks["table_start"][-1]), dtype=np.float64)
+        reach = np.zeros(int(blocks["reach_start"][-1]), dtype=np.float32)
+        kernels.block_tables(
+            blocks["tree_offset"],
+            blocks["root"],
+            blocks["size"],
+            blocks["in_bits"],
+            blocks["split_start"],
+            blocks["unit_start"],
+            blocks["units"],
+            blocks["table_start"],
+            blocks["reach_start"],
+            nodes["left"],
+            nodes["right"],
+            nodes["bit"],
+            nodes["leaf"],
+            leaves["value"],
+            leaves["feature_start"],
+            leaves["features"],
+            leaves["table_start"],
+            leaf_table,
+            table,
+            reach,
+        )
         return cls(
-            n_columns=n_columns,
+            n_columns=int(params["num_feature"]),
             base_margin=base_margin,
             expected_value=float(base_margin) + float(expected),
-            tree_start=np.asarray(nodes.tree_start, dtype=np.int32),
-            feature=np.asarray(nodes.feature, dtype=np.int32),
-            threshold=np.asarray(nodes.threshold, dtype=np.float32),
-            left=np.asarray(nodes.left, dtype=np.int32),
-            right=np.asarray(nodes.right, dtype=np.int32),
-            default_left=np.asarray(nodes.default_left, dtype=np.bool_),
-            bit=np.asarray(nodes.bit, dtype=np.int32),
-            leaf=np.asarray(nodes.leaf, dtype=np.int32),
-            leaf_value=leaf_value,
-            feature_start=feature_start,
-            features=np.asarray(nodes.features, dtype=np.int32),
-            table_start=tables[:-1],
+            tree_start=np.asarray(forest.tree_start, dtype=np.int32),
+            feature=nodes["feature"],
+            threshold=np.asarray(forest.threshold, dtype=np.float32),
+            default_left=np.asarray(forest.default_left, dtype=np.bool_),
+            left=nodes["left"],
+            right=nodes["right"],
+            bit=nodes["bit"],
+            walk_start=np.asarray(forest.walk_start, dtype=np.int32),
+            walk=np.asarray(forest.walk, dtype=np.int32),
+            block_start=np.asarray(forest.block_start, dtype=np.int32),
+            block_root=blocks["root"],
+            block_in_bits=blocks["in_bits"],
+            split_start=blocks["split_start"],
+            splits=blocks["splits"],
+            unit_start=blocks["unit_start"],
+            units=blocks["units"],
+            table_start=blocks["table_start"],
             table=table,
+            reach_start=blocks["reach_start"],
+            reach=reach,
+            build_seconds=time.perf_counter() - started,
         )
 
     @property
@@ -144,16 +205,23 @@ class TreeShap:
             self.tree_start,
             self.feature,
             self.threshold,
+            self.default_left,
             self.left,
             self.right,
-            self.default_left,
             self.bit,
-            self.leaf,
-            self.leaf_value,
-            self.feature_start,
-            self.features,
+            self.walk_start,
+            self.walk,
+            self.block_start,
+            self.block_root,
+            self.block_in_bits,
+            self.split_start,
+            self.splits,
+            self.unit_start,
+            self.units,
             self.table_start,
             self.table,
+            self.reach_start,
+            self.reach,
             self.base_margin,
             self.expected_value,
             margins,
@@ -169,49 +237,60 @@ class TreeShap:
         return out
 
 
-class _Nodes:
-    """Trees flattened while they are read; the leaves' paths collected for the tables."""
+class _Forest:
+    """Trees flattened depth-first while they are read, with each leaf's path and each tree's blocks."""
 
     def __init__(self) -> None:
         self.tree_start = [0]
         self.feature: list[int] = []
         self.threshold: list[float] = []
+        self.default_left: list[bool] = []
         self.left: list[int] = []
         self.right: list[int] = []
-        self.default_left: list[bool] = []
         self.bit: list[int] = []
         self.leaf: list[int] = []
+        self.above: list[tuple[int, ...]] = []  # the distinct features split on above the node, in path order
+        self.size: list[int] = []  # nodes in the node's subtree
+        self.n_splits: list[int] = []  # splits in the node's subtree
         self.leaf_value: list[float] = []
-        self.feature_start = [0]
-        self.features: list[int] = []
-        self.cover_ratio: list[float] = []  # z per path feature, beside `features`
+        self.leaf_features: list[tuple[int, ...]] = []
+        self.leaf_ratios: list[tuple[float, ...]] = []
+        self.walk_start = [0]
+        self.walk: list[int] = []
+        self.block_start = [0]
+        self.blocks: list[tuple[int, int]] = []  # (tree start, root node)
 
     def add_tree(self, tree: dict[str, Any]) -> None:
         if any(int(kind) != 0 for kind in tree.get("split_type", [])) or tree.get("categories"):
             raise Unsupported("it has categorical splits")
-        self._tree = tree
-        self._start = len(self.feature)
-        self._visit(0, (), ())
+        start = len(self.feature)
+        self._visit(tree, start, 0, (), ())
+        self._cut(start, start)
         self.tree_start.append(len(self.feature))
+        self.walk_start.append(len(self.walk))
+        self.block_start.append(len(self.blocks))
 
-    def _visit(self, node: int, path: tuple[int, ...], ratios: tuple[float, ...]) -> int:
+    def _visit(
+        self, tree: dict[str, Any], start: int, node: int, path: tuple[int, ...], ratios: tuple[float, ...]
+    ) -> int:
         """Append `node` and its subtree depth-first; returns its index within the tree."""
-        tree = self._tree
-        index = len(self.feature) - self._start
+        here = len(self.feature)
         left, right = int(tree["left_children"][node]), int(tree["right_children"][node])
         self.threshold.append(float(tree["split_conditions"][node]))
         self.default_left.append(bool(int(tree["default_left"][node])))
         self.left.append(-1)
         self.right.append(-1)
+        self.above.append(path)
+        self.size.append(1)
+        self.n_splits.append(0)
         if left == -1:
             self.feature.append(-1)
             self.bit.append(0)
             self.leaf.append(len(self.leaf_value))
             self.leaf_value.append(float(tree["split_conditions"][node]))  # a leaf's value is stored there
-            self.features.extend(path)
-            self.cover_ratio.extend(ratios)
-            self.feature_start.append(len(self.features))
-            return index
+            self.leaf_features.append(path)
+            self.leaf_ratios.append(ratios)
+            return here - start
         feature = int(tree["split_indices"][node])
         bit = path.index(feature) if feature in path else len(path)
         if bit == len(path):
@@ -225,13 +304,68 @@ class _Nodes:
         for child, side in ((left, self.left), (right, self.right)):
             scaled = list(ratios)
             scaled[bit] *= float(tree["sum_hessian"][child]) / cover
-            side[self._start + index] = self._visit(child, path, tuple(scaled))
-        return index
+            side[here] = self._visit(tree, start, child, path, tuple(scaled))
+        self.size[here] = len(self.feature) - here
+        self.n_splits[here] = 1 + self.n_splits[start + self.left[here]] + self.n_splits[start + self.right[here]]
+        return here - start
 
-    def table_sizes(self) -> npt.NDArray[np.int64]:
-        """Where each leaf's table starts, and the total last."""
-        depths = np.diff(np.asarray(self.feature_start, dtype=np.int64))
-        return np.concatenate([[0], np.cumsum((2**depths) * depths)]).astype(np.int64)
+    def _cut(self, start: int, node: int) -> None:
+        """Make `node` a block when its table is small enough, else walk it and cut its children."""
+        if self.feature[node] < 0 or len(self.above[node]) + self.n_splits[node] <= BLOCK_BITS:
+            self.blocks.append((start, node))
+            return
+        self.walk.append(node)
+        self._cut(start, start + self.left[node])
+        self._cut(start, start + self.right[node])
+
+    def node_arrays(self) -> dict[str, Int32s]:
+        return {
+            name: np.asarray(getattr(self, name), dtype=np.int32)
+            for name in ("feature", "left", "right", "bit", "leaf")
+        }
+
+    def leaf_arrays(self) -> dict[str, Any]:
+        depths = np.asarray([len(features) for features in self.leaf_features], dtype=np.int64)
+        return {
+            "value": np.asarray(self.leaf_value, dtype=np.float32),
+            "feature_start": np.concatenate([[0], np.cumsum(depths)]).astype(np.int64),
+            "features": np.asarray([f for fs in self.leaf_features for f in fs], dtype=np.int32),
+            "cover_ratio": np.asarray([z for zs in self.leaf_ratios for z in zs], dtype=np.float64),
+            "table_start": np.concatenate([[0], np.cumsum((2**depths) * depths)]).astype(np.int64),
+        }
+
+    def block_arrays(self) -> dict[str, Any]:
+        tree_offset, root, size, in_bits, splits, units = [], [], [], [], [], []
+        split_start, unit_start, table_start, reach_start = [0], [0], [0], [0]
+        for start, node in self.blocks:
+            inside = range(node, node + self.size[node])
+            block_splits = [n for n in inside if self.feature[n] >= 0]
+            block_units = list(self.above[node])
+            for n in block_splits:
+                if self.feature[n] not in block_units:
+                    block_units.append(self.feature[n])
+            rows = 2 ** (len(self.above[node]) + len(block_splits))
+            tree_offset.append(start)
+            root.append(node - start)
+            size.append(self.size[node])
+            in_bits.append(len(self.above[node]))
+            splits.extend(block_splits)
+            units.extend(block_units)
+            split_start.append(len(splits))
+            unit_start.append(len(units))
+            table_start.append(table_start[-1] + rows * len(block_units))
+            reach_start.append(reach_start[-1] + rows)
+        ints = {"tree_offset": tree_offset, "root": root, "size": size, "in_bits": in_bits}
+        ints |= {"splits": splits, "units": units}
+        longs = {
+            "split_start": split_start,
+            "unit_start": unit_start,
+            "table_start": table_start,
+            "reach_start": reach_start,
+        }
+        return {k: np.asarray(v, dtype=np.int32) for k, v in ints.items()} | {
+            k: np.asarray(v, dtype=np.int64) for k, v in longs.items()
+        }
 
 
 def _require_supported(learner: dict[str, Any]) -> None:
@@ -267,55 +401,66 @@ def _explain_kernel(
     tree_start: Any,
     feature: Any,
     threshold: Any,
+    default_left: Any,
     left: Any,
     right: Any,
-    default_left: Any,
     bit: Any,
-    leaf: Any,
-    leaf_value: Any,
-    feature_start: Any,
-    features: Any,
+    walk_start: Any,
+    walk: Any,
+    block_start: Any,
+    block_root: Any,
+    block_in_bits: Any,
+    split_start: Any,
+    splits: Any,
+    unit_start: Any,
+    units: Any,
     table_start: Any,
     table: Any,
+    reach_start: Any,
+    reach: Any,
     base_margin: Any,
     expected_value: Any,
     margins: Any,
     out: Any,
 ) -> None:  # pragma: no cover - compiled by numba
     n_trees = tree_start.shape[0] - 1
-    widest = 0
+    widest = 1
     for t in range(n_trees):
         widest = max(widest, tree_start[t + 1] - tree_start[t])
     bits = np.empty(widest, dtype=np.int64)
     n_columns = x.shape[1]
     for row in range(x.shape[0]):
         margin = base_margin
+        phi = out[row]
         for t in range(n_trees):
             start = tree_start[t]
             bits[0] = -1  # every bit set: at the root, the row agrees with every split so far
-            for i in range(tree_start[t + 1] - start):
-                node = start + i
-                here = bits[i]
-                f = feature[node]
-                if f >= 0:
-                    value = x[row, f]
+            for w in range(walk_start[t], walk_start[t + 1]):
+                node = walk[w]
+                value = x[row, feature[node]]
+                go_left = default_left[node] if np.isnan(value) else value < threshold[node]
+                here = bits[node - start]
+                off = here & ~(np.int64(1) << bit[node])
+                bits[left[node]] = here if go_left else off
+                bits[right[node]] = off if go_left else here
+            for b in range(block_start[t], block_start[t + 1]):
+                shift = block_in_bits[b]
+                index = bits[block_root[b]] & ((np.int64(1) << shift) - 1)
+                for s in range(split_start[b], split_start[b + 1]):
+                    node = splits[s]
+                    value = x[row, feature[node]]
                     go_left = default_left[node] if np.isnan(value) else value < threshold[node]
-                    off = here & ~(np.int64(1) << bit[node])
-                    bits[left[node]] = here if go_left else off
-                    bits[right[node]] = off if go_left else here
-                else:
-                    lf = leaf[node]
-                    first = feature_start[lf]
-                    d = feature_start[lf + 1] - first
-                    full = (np.int64(1) << d) - 1
-                    pattern = here & full
-                    if pattern == full:
-                        margin += leaf_value[lf]
-                    base = table_start[lf] + pattern * d
-                    for k in range(d):
-                        out[row, features[first + k]] += table[base + k]
+                    if go_left:
+                        index |= np.int64(1) << shift
+                    shift += 1
+                margin += reach[reach_start[b] + index]
+                first = unit_start[b]
+                n_units = unit_start[b + 1] - first
+                base = table_start[b] + index * n_units
+                for u in range(n_units):
+                    phi[units[first + u]] += table[base + u]
         margins[row] = margin
-        out[row, n_columns] = expected_value
+        phi[n_columns] = expected_value
 
 
 def _sigmoid_kernel(margins: Any, out: Any) -> None:  # pragma: no cover - compiled by numba
@@ -327,9 +472,10 @@ def _sigmoid_kernel(margins: Any, out: Any) -> None:  # pragma: no cover - compi
         out[i] = one / (np.float32(math.exp(x)) + one)
 
 
-def _tables_kernel(
+def _leaf_tables_kernel(
     leaf_value: Any, feature_start: Any, cover_ratio: Any, table_start: Any, weights: Any, table: Any
 ) -> float:  # pragma: no cover - compiled by numba
+    """Each leaf's table (see the module's docstring); returns the sum of the trees' expectations."""
     expected = 0.0
     poly = np.zeros(weights.shape[1] + 1, dtype=np.float64)
     for lf in range(leaf_value.shape[0]):
@@ -363,6 +509,68 @@ def _tables_kernel(
     return expected
 
 
+def _block_tables_kernel(
+    tree_offset: Any,
+    block_root: Any,
+    block_size: Any,
+    block_in_bits: Any,
+    split_start: Any,
+    unit_start: Any,
+    units: Any,
+    table_start: Any,
+    reach_start: Any,
+    left: Any,
+    right: Any,
+    bit: Any,
+    leaf: Any,
+    leaf_value: Any,
+    feature_start: Any,
+    features: Any,
+    leaf_table_start: Any,
+    leaf_table: Any,
+    table: Any,
+    reach: Any,
+) -> None:  # pragma: no cover - compiled by numba
+    """Each block's table: for every index (the bits from above, then a bit per split: 1 = the row goes left),
+    the sum of its leaves' table rows and the value of the leaf reached (0 when none is)."""
+    widest = 1
+    for b in range(block_root.shape[0]):
+        widest = max(widest, block_size[b])
+    bits = np.empty(widest, dtype=np.int64)
+    for b in range(block_root.shape[0]):
+        root = tree_offset[b] + block_root[b]
+        in_bits = block_in_bits[b]
+        n_splits = split_start[b + 1] - split_start[b]
+        first_unit = unit_start[b]
+        n_units = unit_start[b + 1] - first_unit
+        for index in range(np.int64(1) << (in_bits + n_splits)):
+            bits[0] = index | ~((np.int64(1) << in_bits) - 1)
+            split = 0
+            for i in range(block_size[b]):
+                node = root + i
+                here = bits[i]
+                if leaf[node] < 0:
+                    go_left = (index >> (in_bits + split)) & 1
+                    split += 1
+                    off = here & ~(np.int64(1) << bit[node])
+                    bits[left[node] - block_root[b]] = here if go_left else off
+                    bits[right[node] - block_root[b]] = off if go_left else here
+                    continue
+                lf = leaf[node]
+                first = feature_start[lf]
+                d = feature_start[lf + 1] - first
+                full = (np.int64(1) << d) - 1
+                pattern = here & full
+                if pattern == full:
+                    reach[reach_start[b] + index] = leaf_value[lf]
+                row = leaf_table_start[lf] + pattern * d
+                for k in range(d):
+                    unit = 0
+                    while units[first_unit + unit] != features[first + k]:
+                        unit += 1
+                    table[table_start[b] + index * n_units + unit] += leaf_table[row + k]
+
+
 @cache
 def _kernels() -> _Kernels:
     """The kernels compiled by numba, once per process (at the first version loaded, never at import).
@@ -380,5 +588,8 @@ def _kernels() -> _Kernels:
             return numba.njit(cache=False, nogil=True)(function)
 
     return _Kernels(
-        explain=compile_(_explain_kernel), sigmoid=compile_(_sigmoid_kernel), tables=compile_(_tables_kernel)
+        explain=compile_(_explain_kernel),
+        sigmoid=compile_(_sigmoid_kernel),
+        leaf_tables=compile_(_leaf_tables_kernel),
+        block_tables=compile_(_block_tables_kernel),
     )
