@@ -79,24 +79,25 @@ class TreeShap:
     n_columns: int
     base_margin: np.float32
     expected_value: float  # XGBoost's bias column: the base margin plus each tree's cover-weighted mean
-    tree_start: Int32s  # tree t's nodes are [tree_start[t], tree_start[t + 1]); a subtree is a contiguous range
-    # per node; a leaf has feature -1; children are indexes within the tree, always after their parent
-    feature: Int32s
-    threshold: npt.NDArray[np.float32]
-    default_left: npt.NDArray[np.bool_]
-    left: Int32s
-    right: Int32s
-    bit: Int32s  # the bit of the split's feature among the distinct features of its path
-    # per tree: the splits above its blocks (walk[walk_start[t]:walk_start[t + 1]]), and its blocks
+    # per tree: the splits above its blocks, walked one by one (walk_*[walk_start[t]:walk_start[t + 1]]), and its
+    # blocks (block_start[t]:block_start[t + 1]); nodes are numbered depth-first within their tree
     walk_start: Int32s
-    walk: Int32s
+    walk_node: Int32s
+    walk_left: Int32s
+    walk_right: Int32s
+    walk_bit: Int32s  # the bit of the split's feature among the distinct features of its path
+    walk_feature: Int32s
+    walk_threshold: npt.NDArray[np.float32]
+    walk_default_left: npt.NDArray[np.bool_]
     block_start: Int32s
-    # per block: its root (within the tree), how many bits come from above, its splits, the columns its table
-    # adds to, where its table and its reached leaves' values start
+    # per block: its root, how many bits come from above, its splits (split_*[split_start[b]:split_start[b + 1]],
+    # depth-first), the columns its table adds to, where its table and its reached leaves' values start
     block_root: Int32s
     block_in_bits: Int32s
     split_start: Int64s
-    splits: Int32s
+    split_feature: Int32s
+    split_threshold: npt.NDArray[np.float32]
+    split_default_left: npt.NDArray[np.bool_]
     unit_start: Int64s
     units: Int32s
     table_start: Int64s
@@ -158,24 +159,31 @@ class TreeShap:
             table,
             reach,
         )
+        walk = np.asarray(forest.walk, dtype=np.int64)
+        tree_of_walk = np.repeat(np.arange(len(forest.walk_start) - 1), np.diff(forest.walk_start))
+        walk_local = (walk - np.asarray(forest.tree_start, dtype=np.int64)[tree_of_walk]).astype(np.int32)
+        splits = blocks["splits"]
+        threshold = np.asarray(forest.threshold, dtype=np.float32)
+        default_left = np.asarray(forest.default_left, dtype=np.bool_)
         return cls(
             n_columns=int(params["num_feature"]),
             base_margin=base_margin,
             expected_value=float(base_margin) + float(expected),
-            tree_start=np.asarray(forest.tree_start, dtype=np.int32),
-            feature=nodes["feature"],
-            threshold=np.asarray(forest.threshold, dtype=np.float32),
-            default_left=np.asarray(forest.default_left, dtype=np.bool_),
-            left=nodes["left"],
-            right=nodes["right"],
-            bit=nodes["bit"],
             walk_start=np.asarray(forest.walk_start, dtype=np.int32),
-            walk=np.asarray(forest.walk, dtype=np.int32),
+            walk_node=walk_local,
+            walk_left=nodes["left"][walk],
+            walk_right=nodes["right"][walk],
+            walk_bit=nodes["bit"][walk],
+            walk_feature=nodes["feature"][walk],
+            walk_threshold=threshold[walk],
+            walk_default_left=default_left[walk],
             block_start=np.asarray(forest.block_start, dtype=np.int32),
             block_root=blocks["root"],
             block_in_bits=blocks["in_bits"],
             split_start=blocks["split_start"],
-            splits=blocks["splits"],
+            split_feature=nodes["feature"][splits],
+            split_threshold=threshold[splits],
+            split_default_left=default_left[splits],
             unit_start=blocks["unit_start"],
             units=blocks["units"],
             table_start=blocks["table_start"],
@@ -202,20 +210,21 @@ class TreeShap:
         contributions = np.zeros((len(matrix), self.n_columns + 1), dtype=np.float64)
         _kernels().explain(
             matrix,
-            self.tree_start,
-            self.feature,
-            self.threshold,
-            self.default_left,
-            self.left,
-            self.right,
-            self.bit,
             self.walk_start,
-            self.walk,
+            self.walk_node,
+            self.walk_left,
+            self.walk_right,
+            self.walk_bit,
+            self.walk_feature,
+            self.walk_threshold,
+            self.walk_default_left,
             self.block_start,
             self.block_root,
             self.block_in_bits,
             self.split_start,
-            self.splits,
+            self.split_feature,
+            self.split_threshold,
+            self.split_default_left,
             self.unit_start,
             self.units,
             self.table_start,
@@ -398,20 +407,21 @@ def _shapley_weights() -> npt.NDArray[np.float64]:
 
 def _explain_kernel(
     x: Any,
-    tree_start: Any,
-    feature: Any,
-    threshold: Any,
-    default_left: Any,
-    left: Any,
-    right: Any,
-    bit: Any,
     walk_start: Any,
-    walk: Any,
+    walk_node: Any,
+    walk_left: Any,
+    walk_right: Any,
+    walk_bit: Any,
+    walk_feature: Any,
+    walk_threshold: Any,
+    walk_default_left: Any,
     block_start: Any,
     block_root: Any,
     block_in_bits: Any,
     split_start: Any,
-    splits: Any,
+    split_feature: Any,
+    split_threshold: Any,
+    split_default_left: Any,
     unit_start: Any,
     units: Any,
     table_start: Any,
@@ -423,35 +433,34 @@ def _explain_kernel(
     margins: Any,
     out: Any,
 ) -> None:  # pragma: no cover - compiled by numba
-    n_trees = tree_start.shape[0] - 1
+    n_trees = walk_start.shape[0] - 1
     widest = 1
-    for t in range(n_trees):
-        widest = max(widest, tree_start[t + 1] - tree_start[t])
+    for b in range(block_root.shape[0]):
+        widest = max(widest, block_root[b] + 1)
     bits = np.empty(widest, dtype=np.int64)
     n_columns = x.shape[1]
+    one = np.int64(1)
     for row in range(x.shape[0]):
         margin = base_margin
         phi = out[row]
         for t in range(n_trees):
-            start = tree_start[t]
             bits[0] = -1  # every bit set: at the root, the row agrees with every split so far
+            # Without branches on the data: a mispredicted branch costs more than the arithmetic.
             for w in range(walk_start[t], walk_start[t + 1]):
-                node = walk[w]
-                value = x[row, feature[node]]
-                go_left = default_left[node] if np.isnan(value) else value < threshold[node]
-                here = bits[node - start]
-                off = here & ~(np.int64(1) << bit[node])
-                bits[left[node]] = here if go_left else off
-                bits[right[node]] = off if go_left else here
+                value = x[row, walk_feature[w]]
+                go_left = (value < walk_threshold[w]) | ((value != value) & walk_default_left[w])
+                here = bits[walk_node[w]]
+                mine = here & (one << walk_bit[w])
+                taken = -np.int64(go_left)  # all ones when the row goes left
+                bits[walk_left[w]] = (here ^ mine) | (mine & taken)
+                bits[walk_right[w]] = (here ^ mine) | (mine & ~taken)
             for b in range(block_start[t], block_start[t + 1]):
-                shift = block_in_bits[b]
-                index = bits[block_root[b]] & ((np.int64(1) << shift) - 1)
+                shift = np.int64(block_in_bits[b])
+                index = bits[block_root[b]] & ((one << shift) - 1)
                 for s in range(split_start[b], split_start[b + 1]):
-                    node = splits[s]
-                    value = x[row, feature[node]]
-                    go_left = default_left[node] if np.isnan(value) else value < threshold[node]
-                    if go_left:
-                        index |= np.int64(1) << shift
+                    value = x[row, split_feature[s]]
+                    go_left = (value < split_threshold[s]) | ((value != value) & split_default_left[s])
+                    index |= np.int64(go_left) << shift
                     shift += 1
                 margin += reach[reach_start[b] + index]
                 first = unit_start[b]
