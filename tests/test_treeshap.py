@@ -45,7 +45,9 @@ def trained_bundle(
     return registry.load(find_spec(use_case, line).registered_model, version)
 
 
-def with_missing_fields(matrix: npt.NDArray[np.float32], contract: FeatureContract) -> npt.NDArray[np.float32]:
+def with_missing_fields(
+    matrix: npt.NDArray[np.float32], contract: FeatureContract
+) -> npt.NDArray[np.float32]:
     """The rows, then each row again with about a third of its fields missing (as an API record without them
     encodes), then a row with every field missing."""
     rng = np.random.default_rng(15)
@@ -107,7 +109,13 @@ def test_deep_trees_that_split_a_feature_again_and_again_with_missing_values_are
     x[rng.random(x.shape) < 0.2] = np.nan
     filled = np.nan_to_num(x)
     y = (filled[:, 0] + filled[:, 1] * filled[:, 2] + 0.5 * rng.normal(size=len(x)) > 0.3).astype(np.float32)
-    params = {"objective": "binary:logistic", "max_depth": 8, "eta": 0.3, "nthread": 1, "min_child_weight": 0.1}
+    params = {
+        "objective": "binary:logistic",
+        "max_depth": 8,
+        "eta": 0.3,
+        "nthread": 1,
+        "min_child_weight": 0.1,
+    }
     booster = xgb.train(params, xgb.DMatrix(x, y, missing=np.nan), num_boost_round=25)
     assert assert_exact(booster, x) <= TOLERANCE
 
@@ -146,7 +154,9 @@ def assert_reasons_are(
         assert factor["impact"] == pytest.approx(reference[names.index(factor["feature"])], abs=TOLERANCE)
     named = {factor["feature"] for factor in factors}
     weakest_named = min(abs(reference[names.index(n)]) for n in named)
-    strongest_other = max((abs(v) for n, v in zip(names, reference, strict=True) if n not in named), default=0)
+    strongest_other = max(
+        (abs(v) for n, v in zip(names, reference, strict=True) if n not in named), default=0
+    )
     assert weakest_named >= strongest_other - TOLERANCE
 
 
@@ -223,19 +233,27 @@ def test_exact_contributions_false_still_gives_xgboosts_approximation(
     matrix, _ = bundle.contract.encode(customers)
     approximate = per_field(bundle, matrix, approximate=True)
     exact = per_field(bundle, matrix, approximate=False)
-    assert not np.allclose(approximate, exact, atol=1e-3)  # the two differ, so the check below tells them apart
+    assert not np.allclose(
+        approximate, exact, atol=1e-3
+    )  # the two differ, so the check below tells them apart
     for row, result in enumerate(response.json()["results"]):
         assert_reasons_are(result["top_factors"], approximate[row], bundle)
 
 
-def test_a_scorer_explains_with_the_tables_only_when_exact(registry: ModelRegistry, churn_version: int) -> None:
+def test_a_scorer_explains_with_the_tables_only_when_exact(
+    registry: ModelRegistry, churn_version: int
+) -> None:
     from datetime import UTC, datetime
 
     bundle = registry.load("clm-churn", churn_version)
     matrix = np.full((2, bundle.contract.n_columns), np.nan, dtype=np.float32)
     matrix[0] = 0
     for exact in (True, False):
-        scorer = Scorer("clm-churn", churn_version, "champion", datetime.now(UTC), bundle, exact_contributions=exact)
+        scorer = Scorer(
+            "clm-churn", churn_version, "champion", datetime.now(UTC), bundle, exact_contributions=exact
+        )
         scorer.check()
         got = scorer.contributions(matrix)
-        np.testing.assert_allclose(got, per_field(bundle, matrix, approximate=not exact), rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(
+            got, per_field(bundle, matrix, approximate=not exact), rtol=0, atol=TOLERANCE
+        )

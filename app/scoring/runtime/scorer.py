@@ -191,8 +191,9 @@ class Scorer:
         The TreeSHAP tables must also explain it (and a record with every field missing) as XGBoost's exact
         path does; a booster whose tables do not falls back to that path, logged: slower reasons, never wrong."""
         example = self.metadata.get("check")
-        matrix = self.encode(example["records"], "check") if example else None
-        if matrix is not None:
+        matrix = None
+        if example:
+            matrix = self.encode(example["records"], "check")
             stacked = self.probabilities_by_booster(matrix)
             for booster, expected in example["probabilities"].items():
                 for got in (self.probabilities(matrix, booster), stacked[booster]):

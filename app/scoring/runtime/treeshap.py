@@ -315,7 +315,9 @@ class _Forest:
             scaled[bit] *= float(tree["sum_hessian"][child]) / cover
             side[here] = self._visit(tree, start, child, path, tuple(scaled))
         self.size[here] = len(self.feature) - here
-        self.n_splits[here] = 1 + self.n_splits[start + self.left[here]] + self.n_splits[start + self.right[here]]
+        self.n_splits[here] = (
+            1 + self.n_splits[start + self.left[here]] + self.n_splits[start + self.right[here]]
+        )
         return here - start
 
     def _cut(self, start: int, node: int) -> None:
@@ -585,20 +587,16 @@ def _kernels() -> _Kernels:
     """The kernels compiled by numba, once per process (at the first version loaded, never at import).
 
     numba caches the machine code beside this file (__pycache__), else in NUMBA_CACHE_DIR or the user's cache
-    directory; on a read-only install with none of them writable, it compiles without a cache (about a
-    second per process)."""
+    directory; on a read-only install with none of them writable, it compiles without a cache (2-5 s
+    per process on this machine)."""
     import numba
 
-    def compile_(function: Any) -> Any:
-        try:
-            return numba.njit(cache=True, nogil=True)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            log.warning("numba has no writable cache directory; compiling %s without one", function.__name__)
-            return numba.njit(cache=False, nogil=True)(function)
-
-    return _Kernels(
-        explain=compile_(_explain_kernel),
-        sigmoid=compile_(_sigmoid_kernel),
-        leaf_tables=compile_(_leaf_tables_kernel),
-        block_tables=compile_(_block_tables_kernel),
-    )
+    kernels = (_explain_kernel, _sigmoid_kernel, _leaf_tables_kernel, _block_tables_kernel)
+    try:
+        return _Kernels(*(numba.njit(cache=True, nogil=True)(kernel) for kernel in kernels))
+    except RuntimeError as exc:  # "cannot cache function ...: no locator available for file ..."
+        log.warning(
+            "numba cannot cache its machine code here (%s): compiling without a cache; set NUMBA_CACHE_DIR",
+            exc,
+        )
+        return _Kernels(*(numba.njit(cache=False, nogil=True)(kernel) for kernel in kernels))
