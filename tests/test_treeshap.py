@@ -101,22 +101,26 @@ def test_every_holdout_row_of_every_served_line_gets_xgboosts_exact_contribution
             assert_exact(booster, hidden[key])
 
 
-def test_deep_trees_that_split_a_feature_again_and_again_with_missing_values_are_exact() -> None:
-    # Deeper than any served spec: splits walked one by one above the blocks, a feature split several times on
-    # one path, default branches both ways, a base score that is not 0.5.
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(3000, 5)).astype(np.float32)
+@pytest.mark.parametrize(("depth", "columns", "rows", "rounds"), [(8, 5, 3000, 25), (10, 10, 1500, 10)])
+def test_deep_trees_that_split_a_feature_again_and_again_with_missing_values_are_exact(
+    depth: int, columns: int, rows: int, rounds: int
+) -> None:
+    # Deeper than any served spec: splits walked one by one above the blocks, leaves below more distinct
+    # features than a block holds, a feature split several times on one path, default branches both ways,
+    # a base score that is not 0.5.
+    rng = np.random.default_rng(depth)
+    x = rng.normal(size=(rows, columns)).astype(np.float32)
     x[rng.random(x.shape) < 0.2] = np.nan
     filled = np.nan_to_num(x)
     y = (filled[:, 0] + filled[:, 1] * filled[:, 2] + 0.5 * rng.normal(size=len(x)) > 0.3).astype(np.float32)
     params = {
         "objective": "binary:logistic",
-        "max_depth": 8,
+        "max_depth": depth,
         "eta": 0.3,
         "nthread": 1,
         "min_child_weight": 0.1,
     }
-    booster = xgb.train(params, xgb.DMatrix(x, y, missing=np.nan), num_boost_round=25)
+    booster = xgb.train(params, xgb.DMatrix(x, y, missing=np.nan), num_boost_round=rounds)
     assert assert_exact(booster, x) <= TOLERANCE
 
 

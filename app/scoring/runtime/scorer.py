@@ -114,7 +114,9 @@ class Scorer:
             for column, key in enumerate(self.bundle.boosters)
         }
 
-    def contributions(self, matrix: npt.NDArray[np.float32], booster: str = "model") -> npt.NDArray[np.float32]:
+    def contributions(
+        self, matrix: npt.NDArray[np.float32], booster: str = "model"
+    ) -> npt.NDArray[np.float32]:
         """Per-field log-odds contributions (rows x contract features), one-hot blocks summed per field."""
         tables = self._treeshap.get(booster)
         if tables is not None:
