@@ -147,18 +147,22 @@ class Scorer:
         self, per_field: npt.NDArray[np.float32], records: list[dict[str, Any]]
     ) -> list[list[dict[str, Any]]]:
         order = np.argsort(-np.abs(per_field), axis=1, kind="stable")[:, :MAX_FACTORS]
+        # Python lists and floats from here: indexing numpy arrays one element at a time costs more than the
+        # reasons themselves on a 1,000-record batch.
+        impacts = np.take_along_axis(per_field, order, axis=1).tolist()
         contract = self.bundle.contract
+        names = [feature.name for feature in contract.features]
+        display = contract.display_value
         factors = []
-        for row, record in enumerate(records):
+        for record, fields, values in zip(records, order.tolist(), impacts, strict=True):
             reasons = []
-            for feature_index in order[row]:
-                impact = float(per_field[row, feature_index])
+            for feature_index, impact in zip(fields, values, strict=True):
                 if impact == 0.0:
                     break
                 reasons.append(
                     {
-                        "feature": contract.features[feature_index].name,
-                        "value": contract.display_value(record, int(feature_index)),
+                        "feature": names[feature_index],
+                        "value": display(record, feature_index),
                         "impact": round(impact, 6),
                     }
                 )
