@@ -41,6 +41,7 @@ class Scorer:
     # Exact reasons, with the probabilities from the same pass, by booster (app/scoring/runtime/treeshap.py);
     # a booster the tables do not handle keeps XGBoost's own exact path. Empty with the approximation.
     _treeshap: dict[str, TreeShap] = field(init=False, repr=False)
+    _names: tuple[str, ...] = field(init=False, repr=False)  # the contract's features, as reasons name them
 
     def __post_init__(self) -> None:
         boosters = self.bundle.boosters
@@ -50,6 +51,7 @@ class Scorer:
         features = [i for i, f in enumerate(contract.features) if f.width > 0]
         offsets = [contract.column_offsets[i] for i in features]
         self._blocks = (np.asarray(features, dtype=np.intp), np.asarray(offsets, dtype=np.intp))
+        self._names = tuple(feature.name for feature in contract.features)
         self._treeshap = self._build_treeshap() if self.exact_contributions else {}
 
     def _build_treeshap(self) -> dict[str, TreeShap]:
@@ -132,7 +134,10 @@ class Scorer:
     def _per_field(self, raw: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
         """Per-column contributions (the bias column last, as XGBoost lays them out) summed per API field."""
         features, offsets = self._blocks
-        per_field = np.zeros((raw.shape[0], len(self.bundle.contract.features)), dtype=np.float32)
+        n_fields = len(self.bundle.contract.features)
+        if len(features) == n_fields:  # every field has columns: no zeros to fill in
+            return np.add.reduceat(raw[:, :-1], offsets, axis=1).astype(np.float32)
+        per_field = np.zeros((raw.shape[0], n_fields), dtype=np.float32)
         if len(offsets):
             per_field[:, features] = np.add.reduceat(raw[:, :-1], offsets, axis=1)
         return per_field
@@ -149,9 +154,11 @@ class Scorer:
         order = np.argsort(-np.abs(per_field), axis=1, kind="stable")[:, :MAX_FACTORS]
         # Python lists and floats from here: indexing numpy arrays one element at a time costs more than the
         # reasons themselves on a 1,000-record batch.
-        impacts = np.take_along_axis(per_field, order, axis=1).tolist()
+        impacts = per_field[
+            np.arange(len(per_field))[:, np.newaxis], order
+        ].tolist()  # take_along_axis: 15 us more
         contract = self.bundle.contract
-        names = [feature.name for feature in contract.features]
+        names = self._names
         display = contract.display_value
         factors = []
         for record, fields, values in zip(records, order.tolist(), impacts, strict=True):
