@@ -69,6 +69,14 @@ class Scorer:
                     exc,
                     extra={"model": self.name, "version": self.version},
                 )
+            except Exception:  # a bug here must not refuse a version XGBoost explains well enough
+                log.exception(
+                    "%s v%d booster %r: the TreeSHAP tables failed to build; reasons from XGBoost's exact TreeSHAP",
+                    self.name,
+                    self.version,
+                    key,
+                    extra={"model": self.name, "version": self.version},
+                )
         if built:
             log.info(
                 "%s v%d: TreeSHAP tables for %d booster(s) built in %.0f ms, %.1f MiB",

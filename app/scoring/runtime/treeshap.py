@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, NamedTuple
@@ -110,8 +111,6 @@ class TreeShap:
     @classmethod
     def of(cls, booster: xgb.Booster) -> TreeShap:
         """Read the booster's trees (its JSON model, doc/model.schema in XGBoost) and build the tables."""
-        import time
-
         started = time.perf_counter()
         model = json.loads(booster.save_raw("json"))
         learner = model["learner"]
@@ -124,6 +123,7 @@ class TreeShap:
         kernels = _kernels()
         nodes = forest.node_arrays()
         leaves = forest.leaf_arrays()
+        _require_room(int(leaves["table_start"][-1]))
         leaf_table = np.zeros(int(leaves["table_start"][-1]), dtype=np.float64)
         expected = kernels.leaf_tables(
             leaves["value"],
@@ -134,8 +134,7 @@ class TreeShap:
             leaf_table,
         )
         blocks = forest.block_arrays()
-        if int(blocks["table_start"][-1]) * 8 > MAX_TABLE_BYTES:
-            raise Unsupported(f"its tables would take {int(blocks['table_start'][-1]) * 8 / 2**20:.0f} MiB")
+        _require_room(int(blocks["table_start"][-1]))
         table = np.zeros(int(blocks["table_start"][-1]), dtype=np.float64)
         reach = np.zeros(int(blocks["reach_start"][-1]), dtype=np.float32)
         kernels.block_tables(
@@ -378,6 +377,11 @@ class _Forest:
         return {k: np.asarray(v, dtype=np.int32) for k, v in ints.items()} | {
             k: np.asarray(v, dtype=np.int64) for k, v in longs.items()
         }
+
+
+def _require_room(values: int) -> None:
+    if values * 8 > MAX_TABLE_BYTES:
+        raise Unsupported(f"its tables would take {values * 8 / 2**20:.0f} MiB")
 
 
 def _unsigned(values: Any) -> UInt64s:
