@@ -261,3 +261,47 @@ def test_a_scorer_explains_with_the_tables_only_when_exact(
         np.testing.assert_allclose(
             got, per_field(bundle, matrix, approximate=not exact), rtol=0, atol=TOLERANCE
         )
+
+
+def test_a_records_reasons_do_not_depend_on_the_batch_it_comes_in(
+    registry: ModelRegistry, churn_version: int, data_dir: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    # Batches build reasons with numpy, a few records row by row: the same reasons either way.
+    bundle = registry.load("clm-churn", churn_version)
+    scorer = Scorer(
+        "clm-churn", churn_version, "champion", datetime.now(UTC), bundle, exact_contributions=True
+    )
+    dataset = load_dataset(find_spec("churn"), data_dir)
+    customers = dataset.records(dataset.holdout)[:60]
+    customers[3] = {k: v for k, v in customers[3].items() if k not in ("contract", "tenure")}
+    customers[4] = {**customers[4], "payment_method": "Bitcoin"}  # unseen: named with a null value, if named
+    probabilities, batch = scorer.score(customers, "customers", explain=True)
+    assert batch is not None
+    for row, customer in enumerate(customers):
+        alone, reasons = scorer.score([customer], "customers", explain=True)
+        assert reasons == [batch[row]]
+        assert alone[0] == probabilities[row]
+
+
+def test_impacts_are_rounded_as_round_does() -> None:
+    from app.scoring.runtime.scorer import round_half_even
+
+    rng = np.random.default_rng(6)
+    values = np.concatenate(
+        [rng.normal(scale=scale, size=50_000).astype(np.float32) for scale in (1e-5, 1e-3, 0.1, 2.0)]
+    ).astype(np.float64)
+    # exact halves at the sixth decimal (0.0078125 = 7812.5e-6), zeros, and values either side of a half
+    edges = [
+        0.0078125,
+        -0.0078125,
+        0.0,
+        -0.0,
+        1.5e-6,
+        2.5e-6,
+        np.nextafter(2.5e-6, 1),
+        np.nextafter(2.5e-6, 0),
+    ]
+    values = np.concatenate([values, edges]).reshape(-1, 4)
+    assert round_half_even(values, 6) == [[round(v, 6) for v in row] for row in values.tolist()]
