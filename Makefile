@@ -68,6 +68,7 @@ typecheck: $(STAMP)
 bench: train customers profiles
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.profile
+	$(BIN)/python -m bench.contributions
 
 clean:
 	rm -rf $(VENV) var

@@ -64,7 +64,8 @@ class Settings(RegistrySettings):
     )
     exact_contributions: bool = Field(
         default=True,
-        description="Reasons from exact TreeSHAP (default) or XGBoost's faster approximation (see README).",
+        description="Reasons from exact TreeSHAP (default; tables built when a version loads) or XGBoost's "
+        "approximation, which is no faster now (see README).",
     )
     booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
     log_level: str = Field(default="INFO", description="Python log level.")

@@ -68,6 +68,8 @@ class FeatureContract:
     # Per feature: whether a JSON integer is one of its categories (a numeric-looking column such as a region
     # code, seen as "3" in training). Elsewhere an integer is a wrong type: `"contract": 2` is a 422.
     _integer_categories: list[bool] = field(init=False, repr=False)
+    # What a reason checks its value against: a categorical feature's known categories (None: any number).
+    _display_categories: list[dict[str, int] | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._offsets = []
@@ -80,6 +82,10 @@ class FeatureContract:
             self._integer_categories.append(has_integer_categories(feature))
             offset += feature.width
         self.n_columns = offset
+        self._display_categories = [
+            index if feature.kind == "categorical" else None
+            for feature, index in zip(self.features, self._category_index, strict=True)
+        ]
         # Every field a record may carry that the version reads: its ID, its features, its derived fields'
         # sources; anything else in a record is unknown to it. Made once: every scoring request reads it.
         sources = {source for derivation in self.derived for source in derivation.sources}
@@ -210,15 +216,23 @@ class FeatureContract:
 
     def display_value(self, record: dict[str, Any], feature_index: int) -> Any:
         """The value a reason names: what the client sent (or was derived from it), null when missing or unseen."""
-        feature = self.features[feature_index]
-        value = self.with_derived(record).get(feature.name)
-        integers = self._integer_categories[feature_index]
-        if (
-            feature.kind == "categorical"
-            and _as_category(value, integers) not in self._category_index[feature_index]
-        ):
-            return None
-        return value
+        return self.display_values(record, [feature_index])[0]
+
+    def display_values(self, record: dict[str, Any], feature_indexes: list[int]) -> list[Any]:
+        """`display_value` for several features of one record (its derived fields filled in once)."""
+        seen = self.with_derived(record)
+        values = []
+        for index in feature_indexes:
+            value = seen.get(self.features[index].name)
+            categories = self._display_categories[index]
+            if categories is not None:
+                category = (
+                    value if isinstance(value, str) else _as_category(value, self._integer_categories[index])
+                )
+                if category not in categories:
+                    value = None
+            values.append(value)
+        return values
 
 
 _INVALID = object()

@@ -217,8 +217,8 @@ def score_profiles(
     churn = score_customers(churn_scorer, records, explain=True)
     if products_scorer is None:
         return [ProfileScores(result, None) for result in churn]
-    # Offers come without reasons here: each costs an exact TreeSHAP pass per product (about 1 ms), more than
-    # the rest of the profile; POST /v1/products/match gives them.
+    # Offers come without reasons here; POST /v1/products/match gives them. (Each was an exact TreeSHAP pass of
+    # about 1 ms with XGBoost; with the tables of app/scoring/runtime/treeshap.py, a few hundredths of one.)
     matched = match_products(products_scorer, records, TOP_OFFERS, explain=False)
     return [
         ProfileScores(result, offers["recommendations"])
