@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 interval=settings.profile_refresh_interval,
                 batch_size=settings.profile_refresh_batch,
                 lease_seconds=settings.profile_refresh_lease_seconds,
+                nice=settings.profile_refresh_nice,
                 follow_registry=settings.reload_interval_seconds > 0,
             )
             refresher.start()

@@ -27,7 +27,9 @@ them) and scored again at the next check.
 
 Failures (the database or the registry down) are logged, counted (clm_profile_refresh_failures_total) and
 retried with back-off; the thread never stops and never takes the worker down. Scoring runs in this thread,
-off the event loop; XGBoost releases the GIL while it predicts, and the thread pauses between batches.
+off the event loop, at a lower CPU priority than the requests (CLM_PROFILE_REFRESH_NICE): with two workers
+on two busy cores, a refresh at the same priority cost the profile views a third of their throughput and
+doubled their p99; niced, they kept them (bench/refresh.py). XGBoost releases the GIL while it predicts.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class ProfileRefresher:
         interval: float,
         batch_size: int,
         lease_seconds: float,
-        pause: float = 0.0,
+        nice: int = 0,
         follow_registry: bool = True,
         holder: str | None = None,
     ) -> None:
@@ -77,7 +79,9 @@ class ProfileRefresher:
         self.interval = interval
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
-        self.pause = pause  # seconds between two batches of a pass
+        # Added to this thread's nice value (Linux: a thread's own), so that while the CPU is busy the requests
+        # of every worker come first and the refresh takes what is left.
+        self.nice = nice
         # False when the worker does not poll the registry (CLM_RELOAD_INTERVAL_SECONDS=0: only an admin reload
         # changes what it serves); the refresher then scores with what is served and never loads a version.
         self.follow_registry = follow_registry
@@ -115,6 +119,7 @@ class ProfileRefresher:
             self._set_holding(False)
 
     def _run(self) -> None:
+        self._lower_priority()
         failures = 0
         delay = 0.0
         while not self._stop.wait(delay):
@@ -193,8 +198,6 @@ class ProfileRefresher:
             after = rows[-1]["customer_id"]
             metrics.PROFILE_REFRESHED.inc(len(rows))
             metrics.PROFILE_REFRESH_BACKLOG.set(max(backlog - done, 0))
-            if self.pause:
-                self._stop.wait(self.pause)
         left = count_stale(self.database, churn.version, products_version)
         metrics.PROFILE_REFRESH_BACKLOG.set(left)
         log.info(
@@ -206,6 +209,20 @@ class ProfileRefresher:
             extra={"scored": done, "backlog": left},
         )
         return False
+
+    def _lower_priority(self) -> None:
+        if not self.nice:
+            return
+        try:
+            # On Linux the nice value is each thread's own: the worker's other threads keep theirs.
+            os.setpriority(
+                os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + self.nice
+            )
+        except (
+            AttributeError,
+            OSError,
+        ) as exc:  # no setpriority here: the refresh runs at the worker's priority
+            log.warning("profile refresher: could not lower its priority: %s", exc)
 
     def _served(self) -> Served | None:
         """The scorers the profile uses in this worker now; None when it has no churn model to score with."""

@@ -134,6 +134,13 @@ class Settings(RegistrySettings):
     profile_refresh_batch: int = Field(
         default=250, ge=1, le=10_000, description="Customers the refresher scores and writes per transaction."
     )
+    profile_refresh_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Added to the refresher thread's nice value (Linux), so requests come first while the CPU "
+        "is busy and the refresh uses what is left; 0 runs it at the worker's priority.",
+    )
     profile_refresh_lease_seconds: float = Field(
         default=30.0,
         gt=0,
