@@ -7,14 +7,16 @@ lease (app/repositories/leases.py: a row in the service's database, so it holds 
 and across replicas) does the work; the others only try for the lease at each check, and one of them takes
 it over when the holder stops (it gives it up) or dies (its lease expires).
 
-The holder, every `interval` seconds:
-1. renews its lease;
-2. follows the registry for the profile's models (LoadedModels.follow), so after `clm promote` or
-   `clm rollback` it scores with the new version within one interval rather than at its worker's next poll
-   (unless polling is off, CLM_RELOAD_INTERVAL_SECONDS=0: then only an admin reload changes what is served);
+Every `interval` seconds each worker's refresher:
+1. follows the registry for the profile's models (LoadedModels.follow), so after `clm promote` or
+   `clm rollback` every worker serves the new version within one interval rather than at its next poll, and
+   the holder scores with it (unless polling is off, CLM_RELOAD_INTERVAL_SECONDS=0: then only an admin
+   reload changes what is served, and the refresher scores with that);
+2. takes or renews the lease; the holder alone goes on:
 3. counts the customers whose stored scores were not made from their current record by the versions its
    worker serves (clm_profile_refresh_backlog), and when there are any, scores them in batches with the very
-   scorers its worker serves and writes each batch in one transaction with a renewal of its lease.
+   scorers its worker serves (following the registry again before each) and writes each batch in one
+   transaction with a renewal of its lease.
 
 Never a version other than the one served: each batch is scored by the scorers the worker serves at that
 moment, and is dropped unwritten when the worker swapped a version while it was being scored (the pass then
@@ -86,6 +88,7 @@ class ProfileRefresher:
         # changes what it serves); the refresher then scores with what is served and never loads a version.
         self.follow_registry = follow_registry
         self.scored = 0  # customers this refresher stored
+        self._registry_down = False
         # Unique per process and per app: two apps in one process (tests) are two holders.
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
         self.holding = False
@@ -141,9 +144,10 @@ class ProfileRefresher:
                 )
 
     def _check(self) -> bool:
-        """One check: take or renew the lease, and as the holder score what is not current. True: check again
-        at once (the served versions changed during a pass)."""
-        if self._served() is None:
+        """One check: follow the registry, take or renew the lease, and as the holder score what is not current.
+        True: check again at once (the served versions changed during a pass)."""
+        served = self._follow()
+        if served is None:
             self._give_up("the profile's churn model is not loaded here")
             return False
         with self.database.engine.begin() as connection:
@@ -155,7 +159,6 @@ class ProfileRefresher:
         self._set_holding(held)
         if not held:
             return False
-        served = self._follow()
         churn, products = served
         products_version = products.version if products else None
         backlog = count_stale(self.database, churn.version, products_version)
@@ -176,6 +179,11 @@ class ProfileRefresher:
         started = time.perf_counter()
         done, after = 0, ""
         while not self._stop.is_set():
+            if not _same(self._follow(), served):
+                log.info(
+                    "profile refresh: %s no longer served after %d customers; starting over", versions, done
+                )
+                return True
             stale = stale_batch(self.database, churn.version, products_version, after, self.batch_size)
             if not stale:
                 break
@@ -183,7 +191,7 @@ class ProfileRefresher:
             if not _same(self._served(), served):
                 # The worker swapped a version while this batch was scored: drop it, start over with the new one.
                 log.info(
-                    "profile refresh: %s changed after %d customers scored; starting over", versions, done
+                    "profile refresh: %s no longer served after %d customers; starting over", versions, done
                 )
                 return True
             with self.database.engine.begin() as connection:
@@ -233,21 +241,31 @@ class ProfileRefresher:
         products, _ = products_scorer_of(self.models, None)
         return churn, products
 
-    def _follow(self) -> Served:
-        """Swap in what the registry's aliases point to now for the profile's models, then what is served."""
+    def _follow(self) -> Served | None:
+        """Swap in what the registry's aliases point to now for the profile's models, then what is served.
+
+        Every worker does, holder or not, at every check: so after a promotion all of them serve the new
+        version within one check, together with the refresh, instead of each at its own poll (a worker left on
+        the old version scores its views on the spot once the new version's scores are stored). The registry
+        unavailable, or a version refused, leaves what is served: the refresh goes on with it."""
         served = self._served()
-        assert served is not None
-        if not self.follow_registry:
+        if served is None or not self.follow_registry:
             return served
-        for scorer in served:
-            if scorer is None:
-                continue
-            # A refused version is logged and counted where it was refused; the worker serves the one it had.
-            with contextlib.suppress(VersionRefusedError):
-                self.models.follow(scorer.name)
-        followed = self._served()
-        assert followed is not None
-        return followed
+        try:
+            for scorer in served:
+                if scorer is not None:
+                    # A refused version is logged and counted where it was refused; the old one keeps serving.
+                    with contextlib.suppress(VersionRefusedError):
+                        self.models.follow(scorer.name)
+        except RegistryUnavailable as exc:
+            if not self._registry_down:
+                log.warning("profile refresher: registry unavailable, going on with what is served: %s", exc)
+            self._registry_down = True
+        else:
+            if self._registry_down:
+                log.info("profile refresher: registry available again")
+            self._registry_down = False
+        return self._served()
 
     def _give_up(self, why: str) -> None:
         if self.holding:

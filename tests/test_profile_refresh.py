@@ -35,7 +35,7 @@ from app.repositories import customers as customer_repo
 from app.repositories import leases
 from app.scoring.runtime.loaded import LoadedModels
 from app.settings import Settings
-from model_registry.registry import CHAMPION, ModelRegistry
+from model_registry.registry import CHAMPION, ModelRegistry, RegistryUnavailable
 from tests.conftest import API_KEYS, SCORE_KEY, TELCO_FILE, ChurnLineup, make_settings
 from tests.test_prediction_log import PostgresOutage, SqliteOutage, wait_until
 from tests.test_server import free_port
@@ -220,6 +220,29 @@ def test_one_of_two_apps_sharing_a_database_refreshes_and_the_other_takes_over_w
             app.close()
 
 
+def test_every_worker_follows_a_promotion_of_the_profile_models_at_its_next_check(
+    lineup_registry: ModelRegistry,
+    churn_lineup: ChurnLineup,
+    database_url: str,
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Not only the holder: a worker left on the old version would score its views on the spot once the new
+    version's scores are stored, until its own poll (30 s by default; an hour here)."""
+    load_customers(database_url, data_dir, tmp_path, count=20)
+    with serving(lineup_registry, database_url) as first, serving(lineup_registry, database_url) as second:
+        wait_until(lambda: all_current(database_url, churn_lineup.good), "the first scores", PATIENCE)
+        lineup_registry.set_alias(CHURN, CHAMPION, churn_lineup.weak)
+        for client in (first, second):
+            models = client.app_state["models"]
+            wait_until(lambda m=models: m.get(CHURN).version == churn_lineup.weak, "the worker to follow", 10)
+        wait_until(lambda: all_current(database_url, churn_lineup.weak), "the new scores", PATIENCE)
+        stored_before = sample("clm_profile_scores_total", source="stored")
+        for client in (first, second):
+            assert client.get("/v1/customers/7590-VHVEG/profile").status_code == 200
+        assert sample("clm_profile_scores_total", source="stored") == stored_before + 2
+
+
 def test_a_holder_that_died_is_replaced_once_its_lease_expires(
     lineup_registry: ModelRegistry,
     churn_lineup: ChurnLineup,
@@ -360,6 +383,30 @@ def test_a_refresher_that_lost_its_lease_writes_nothing(
         refresher.stop()
         with database.engine.connect() as connection:
             assert leases.holder_of(connection, LEASE) == "another-host:1:x"  # stop() gave up nothing of its
+        database.dispose()
+
+
+def test_with_the_registry_unavailable_the_refresher_goes_on_with_what_is_served(
+    churn_lineup: ChurnLineup,
+    models: LoadedModels,
+    database_url: str,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_customers(database_url, data_dir, tmp_path, count=20)
+    database = Database(database_url)
+    refresher = ProfileRefresher(database, models, interval=1.0, batch_size=20, lease_seconds=10.0)
+
+    def unavailable(name: str) -> None:
+        raise RegistryUnavailable("the tracking server does not answer")
+
+    monkeypatch.setattr(models, "follow", unavailable)
+    try:
+        assert refresher._check() is False
+        assert all_current(database_url, churn_lineup.good)
+    finally:
+        refresher.stop()
         database.dispose()
 
 
