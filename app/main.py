@@ -20,6 +20,7 @@ from app.guard import RequestGuard
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.openapi import TypedOpenApi
 from app.prediction_log import PredictionLog
+from app.profile_refresh import ProfileRefresher
 from app.routers import admin, customers, health, model_versions, outcomes, scoring
 from app.scoring.customers.profile import ScoreMemo
 from app.scoring.runtime.loaded import LoadedModels
@@ -82,6 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         prediction_log.start()
         watcher.start()
+        refresher = None
+        if settings.profile_refresh:
+            refresher = ProfileRefresher(
+                database,
+                loaded,
+                interval=settings.profile_refresh_interval,
+                batch_size=settings.profile_refresh_batch,
+                lease_seconds=settings.profile_refresh_lease_seconds,
+                nice=settings.profile_refresh_nice,
+                follow_registry=settings.reload_interval_seconds > 0,
+            )
+            refresher.start()
         # Everything loaded so far (MLflow, SQLAlchemy, the boosters' Python side: ~340,000 objects) lives as
         # long as the process. Frozen, it is left out of the cyclic collector's full passes, which otherwise
         # walked it all (260 ms) every few large requests: the p99 of 1,000-row batches was that pause.
@@ -96,9 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "prediction_log": prediction_log,
                 "profile_memo": ScoreMemo(settings.profile_memo_size),
                 "shadow": shadow,
+                "profile_refresher": refresher,
             }
         finally:
             database_check.cancel()
+            if refresher is not None:
+                await run_in_threadpool(refresher.stop)
             watcher.stop()
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
             await database.aclose()

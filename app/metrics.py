@@ -49,6 +49,27 @@ PROFILE_SCORES = Counter(
     "Where customer profiles got their scores: stored by the batch job, remembered by the worker, or scored",
     ["source"],
 )
+# Set by the process holding the refresher's lease only; "livemostrecent": /metrics shows the value the holder
+# set last, and a dead holder's value goes with it.
+PROFILE_REFRESH_BACKLOG = Gauge(
+    "clm_profile_refresh_backlog",
+    "Stored customers whose stored profile scores are not current (new or changed record, another version "
+    "served), as last counted by the refresher holding the lease",
+    multiprocess_mode="livemostrecent",
+)
+PROFILE_REFRESHED = Counter(
+    "clm_profile_refreshed_total", "Customers whose profile scores the background refresher stored"
+)
+PROFILE_REFRESH_LEASE = Gauge(
+    "clm_profile_refresh_lease",
+    "1 in the process holding the profile refresher's lease (summed over the workers: 1 in one of them, or 0 "
+    "while another replica holds it)",
+    multiprocess_mode="livesum",
+)
+PROFILE_REFRESH_FAILURES = Counter(
+    "clm_profile_refresh_failures_total",
+    "Refresher checks or batches that failed (database or registry unavailable, ...) and will be retried",
+)
 MODEL_INFO = Gauge(
     "clm_model_info",
     "Model versions being served (1 per loaded version)",

@@ -119,6 +119,35 @@ class Settings(RegistrySettings):
         description="Customer profiles whose scores each worker remembers (keyed by record version and model "
         "versions, so never stale); 0 scores every view afresh.",
     )
+    profile_refresh: bool = Field(
+        default=True,
+        description="Keep stored profile scores current in the background (one process of all the workers and "
+        "replicas sharing the database, the holder of its lease) after a promotion, a rollback or an ingest; "
+        "false leaves it to `clm score customers`.",
+    )
+    profile_refresh_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the refresher's checks: each worker tries for the lease, and the holder "
+        "follows the registry for the profile's models and counts the customers whose stored scores are not "
+        "current, then scores them.",
+    )
+    profile_refresh_batch: int = Field(
+        default=250, ge=1, le=10_000, description="Customers the refresher scores and writes per transaction."
+    )
+    profile_refresh_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Added to the refresher thread's nice value (Linux), so requests come first while the CPU "
+        "is busy and the refresh uses what is left; 0 runs it at the worker's priority.",
+    )
+    profile_refresh_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the refresher's lease lasts unless renewed (every check and every batch): a "
+        "holder that dies without giving it up is replaced this long after its last renewal.",
+    )
     prediction_log_shutdown_timeout: float = Field(
         default=10.0, ge=0, description="Seconds the shutdown waits for the prediction log to be written."
     )
@@ -142,6 +171,11 @@ class Settings(RegistrySettings):
             self.api_keys = {}  # digests given: the demo key is not accepted alongside them
         if not self.api_keys and not self.api_key_digests:
             raise ValueError("at least one API key is needed (CLM_API_KEYS or CLM_API_KEY_DIGESTS)")
+        if self.profile_refresh_lease_seconds < 2 * self.profile_refresh_interval:
+            raise ValueError(
+                "CLM_PROFILE_REFRESH_LEASE_SECONDS must be at least twice CLM_PROFILE_REFRESH_INTERVAL: the "
+                "holder renews its lease at every check, and one late check must not lose it"
+            )
         return self
 
     def key_scopes(self) -> dict[str, frozenset[Scope]]:

@@ -84,6 +84,11 @@ def card_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, float]:
 
 
 def make_settings(registry: ModelRegistry, models: list[str], **overrides: object) -> Settings:
+    """The app's settings for a test. The background profile refresher is off unless a test turns it on
+    (tests/test_profile_refresh.py): tests that count where profiles got their scores, or what
+    `clm score customers` scored, would otherwise race it, and every app with stored customers would score
+    all of them in the background."""
+    overrides.setdefault("profile_refresh", False)
     return Settings(
         mlflow_tracking_uri=registry.tracking_uri,
         artifact_root=Path(registry.artifact_root or "."),

@@ -2,9 +2,10 @@
 
 from app.models.base import Base
 from app.models.customer import Customer
+from app.models.lease import Lease
 from app.models.line_customer import LineCustomer
 from app.models.outcome import Outcome
 from app.models.prediction import PredictionRow
 from app.models.profile_scores import StoredProfileScores
 
-__all__ = ["Base", "Customer", "LineCustomer", "Outcome", "PredictionRow", "StoredProfileScores"]
+__all__ = ["Base", "Customer", "Lease", "LineCustomer", "Outcome", "PredictionRow", "StoredProfileScores"]

@@ -169,6 +169,12 @@ class LoadedModels:
                     log.exception("polling %s@%s failed", name, alias)
             metrics.REGISTRY_POLLS.labels(name, outcome).inc()
 
+    def follow(self, name: str) -> Scorer | None:
+        """Serve what the served alias of `name` points to now, without waiting for the next poll (the profile
+        refresher, before it scores). A version refused before is not tried again, as in a poll; raises
+        RegistryUnavailable and VersionRefusedError as a poll meets them. Returns what serves after the call."""
+        return self._sync(name, self.alias, retry_refused=False)
+
     def reload(self, name: str) -> Reload:
         """Load what the served alias points to now and swap it in (trying a refused version again); the
         challenger follows too when challengers are loaded."""
