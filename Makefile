@@ -40,7 +40,8 @@ customers: migrate train
 	$(BIN)/clm ingest customers $(CUSTOMERS)
 	$(BIN)/clm ingest customers --line card $(CARD_CUSTOMERS)
 
-# Score the stored customers' profiles ahead of their calls with the champions (again after a promotion): a
+# Score the stored customers' profiles ahead of their calls with the champions, on every core, before the service
+# starts; once it serves, the service keeps them current itself (after a promotion, a rollback or an ingest). A
 # re-run scores only customers whose record or served versions changed.
 profiles: train customers
 	$(BIN)/clm score customers
@@ -69,6 +70,7 @@ bench: train customers profiles
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.profile
 	$(BIN)/python -m bench.contributions
+	$(BIN)/python -m bench.refresh
 
 clean:
 	rm -rf $(VENV) var

@@ -156,8 +156,9 @@ def score_customers_command(
     """Store the profile scores of every customer whose stored scores are not current (new or changed record,
     another version served): GET /v1/customers/{id}/profile then reads them instead of scoring.
 
-    Run it after loading customers and after promoting or rolling back clm-churn or clm-products; customers it
-    has not scored are still scored when viewed. A re-run scores only what changed.
+    The running service keeps them current itself (after a promotion, a rollback or an ingest; see
+    CLM_PROFILE_REFRESH): this fills them on every core, e.g. before the service starts. Customers not scored are
+    still scored when viewed. A re-run scores only what changed.
     """
     settings = Settings()
     if CHURN_MODEL not in settings.models:

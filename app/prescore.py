@@ -6,7 +6,8 @@ were not made from its current record by the versions served now (new customers,
 version), and writes them with what made them. The profile uses a stored row only while all of that still
 holds, so a stale row is never served: a customer changed since the last run is scored on view, as before.
 Each batch is written in one transaction; a run cut short keeps the batches it wrote, and the next run scores
-only what is left.
+only what is left. The service's background refresher (app/profile_refresh.py) scores with the same functions,
+using the scorers its worker serves.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ its own in CLM_BENCH_POSTGRES_URL, dropped at the end; skipped, and said so, whe
 loads the customers, serves the app with one worker (CLM_BENCH_PROFILE_WORKERS) and keeps 1 and then 8
 connections busy with profiles of every customer in random order (a call centre rarely sees the same caller
 twice in a minute), in two scenarios:
-- scored on view: no stored scores and the memo off, what a customer changed since the last refresh costs;
-- stored scores: after `clm score customers`, as `make run` serves (the default memo on).
+- scored on view: no stored scores, the memo and the background refresher off, what a customer whose stored
+  scores are not current costs;
+- stored scores: after `clm score customers`, as `make run` serves (the default memo on, the refresher idle).
 Prints requests/s, p50 and p99, and writes bench-results/profile.json.
 """
 
@@ -85,7 +86,8 @@ def _measure(backend: str, url: str, folder: Path, script: Path) -> list[dict[st
     for scenario in SCENARIOS:
         scenario_env = env
         if scenario == "scored on view":
-            scenario_env = {**env, "CLM_PROFILE_MEMO_SIZE": "0"}
+            # No memo, and no background refresher: it would store the scores while the scenario runs.
+            scenario_env = {**env, "CLM_PROFILE_MEMO_SIZE": "0", "CLM_PROFILE_REFRESH": "false"}
         else:
             subprocess.run([str(BIN / "clm"), "score", "customers"], env=env, check=True, capture_output=True)
         log = folder / f"{backend}-{scenario.replace(' ', '-')}.log"
