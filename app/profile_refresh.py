@@ -195,8 +195,9 @@ class ProfileRefresher:
                 )
                 return True
             with self.database.engine.begin() as connection:
-                if not leases.take(connection, LEASE, self.holder, self.lease_seconds):
-                    # Another process holds the lease now (this one stalled past its expiry): write nothing.
+                if not leases.renew(connection, LEASE, self.holder, self.lease_seconds):
+                    # Another process holds the lease now (this one stalled past its expiry), or this one gave
+                    # it up (stopping): write nothing.
                     log.warning("profile refresh: lost the lease after %d customers scored; stopping", done)
                     self._set_holding(False)
                     return False
