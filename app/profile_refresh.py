@@ -227,10 +227,7 @@ class ProfileRefresher:
             os.setpriority(
                 os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + self.nice
             )
-        except (
-            AttributeError,
-            OSError,
-        ) as exc:  # no setpriority here: the refresh runs at the worker's priority
+        except (AttributeError, OSError) as exc:  # no setpriority: it runs at the worker's priority
             log.warning("profile refresher: could not lower its priority: %s", exc)
 
     def _served(self) -> Served | None:
