@@ -195,8 +195,9 @@ class ProfileRefresher:
                 )
                 return True
             with self.database.engine.begin() as connection:
-                if not leases.take(connection, LEASE, self.holder, self.lease_seconds):
-                    # Another process holds the lease now (this one stalled past its expiry): write nothing.
+                if not leases.renew(connection, LEASE, self.holder, self.lease_seconds):
+                    # Another process holds the lease now (this one stalled past its expiry), or this one gave
+                    # it up (stopping): write nothing.
                     log.warning("profile refresh: lost the lease after %d customers scored; stopping", done)
                     self._set_holding(False)
                     return False
@@ -226,10 +227,7 @@ class ProfileRefresher:
             os.setpriority(
                 os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + self.nice
             )
-        except (
-            AttributeError,
-            OSError,
-        ) as exc:  # no setpriority here: the refresh runs at the worker's priority
+        except (AttributeError, OSError) as exc:  # no setpriority: it runs at the worker's priority
             log.warning("profile refresher: could not lower its priority: %s", exc)
 
     def _served(self) -> Served | None:

@@ -285,8 +285,10 @@ def test_of_processes_racing_for_a_lease_exactly_one_gets_it(database_url: str) 
         assert len(won) == 1
         with databases[0].engine.begin() as connection:
             assert leases.holder_of(connection, "race") == won[0]
-            assert leases.take(connection, "race", won[0], 30.0)  # renewed by its holder
+            assert leases.take(connection, "race", won[0], 30.0)  # taken again by its holder: renewed
+            assert leases.renew(connection, "race", won[0], 30.0)
             assert not leases.take(connection, "race", "latecomer", 30.0)
+            assert not leases.renew(connection, "race", "latecomer", 30.0)
             assert not leases.release(connection, "race", "latecomer")  # only its holder gives it up
             assert leases.release(connection, "race", won[0])
             assert leases.holder_of(connection, "race") is None

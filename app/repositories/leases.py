@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, literal, or_, select
+from sqlalchemy import Connection, delete, func, literal, or_, select, update
 
 from app.models import Lease
 from app.models.base import UtcDateTime
@@ -42,6 +42,19 @@ def take(connection: Connection, name: str, holder: str, seconds: float) -> bool
     )
     # RETURNING says whether a row was written (the condition held): rowcount is not reliable after an INSERT.
     return connection.execute(statement.returning(_LEASES.c.holder)).scalar_one_or_none() == holder
+
+
+def renew(connection: Connection, name: str, holder: str, seconds: float) -> bool:
+    """Extend the lease `holder` has (expired or not, as long as no other process took it): False when it does
+    not hold it. In a transaction that also writes, it fences the writes: on PostgreSQL the lease row stays
+    locked until the commit, so no process takes the lease over in between."""
+    statement = (
+        update(Lease)
+        .where(Lease.name == name, Lease.holder == holder)
+        .values(expires_at=_now(connection, seconds))
+        .returning(Lease.name)
+    )
+    return connection.execute(statement).first() is not None
 
 
 def release(connection: Connection, name: str, holder: str) -> bool:
