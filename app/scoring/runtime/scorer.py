@@ -278,7 +278,7 @@ def round_half_even(values: npt.NDArray[np.float64], digits: int) -> list[list[f
     the product, rounded, lands too near a half to tell: those few values go through round() itself."""
     scale = 10.0**digits
     scaled = values * scale
-    out = (np.rint(scaled) / scale).tolist()
+    out: list[list[float]] = (np.rint(scaled) / scale).tolist()
     for row, column in zip(*np.nonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6), strict=True):
         out[row][column] = round(float(values[row, column]), digits)
     return out
