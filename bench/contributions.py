@@ -9,6 +9,8 @@ booster.predict's; rows/s on the first 1,000 holdout rows and the time of one ro
 booster's nthread=1, as served, and the tables' single-threaded kernel). XGBoost is timed on a DMatrix built
 beforehand for the batch (its algorithm alone) and with the DMatrix built in the call for one row (what a request
 paid). Each figure is the best of several runs: the machine is shared, and the best run is the least disturbed.
+Then the probabilities alone, as every scoring route without reasons computes them: the walk of the trees the
+scorer uses (app/scoring/runtime/treewalk.py) against XGBoost's inplace_predict, for 1,000 rows and for one.
 Writes bench-results/contributions.json.
 """
 
@@ -26,6 +28,7 @@ import xgboost as xgb
 
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.runtime.treeshap import TreeShap
+from app.scoring.runtime.treewalk import TreeWalk
 from app.settings import Settings
 from bench.run import DATA_DIR
 from model_registry.catalogue import ProductCatalogue, hide_fields
@@ -68,6 +71,7 @@ def _booster_figures(booster: xgb.Booster, rows: np.ndarray) -> dict[str, Any]:
         100,
     )
     ours_one = _best_ms(lambda: tables.probabilities(tables.explain(one)[0]), 300)
+    walk = TreeWalk.of(booster)
     return {
         "trees": booster.num_boosted_rounds(),
         "holdout_rows": len(rows),
@@ -82,6 +86,28 @@ def _booster_figures(booster: xgb.Booster, rows: np.ndarray) -> dict[str, Any]:
         "speedup_batch": round(xgb_batch / ours_batch, 1),
         "one_row_ms": {"tables": round(ours_one, 4), "xgboost_with_dmatrix": round(xgb_one, 4)},
         "speedup_one_row": round(xgb_one / ours_one, 1),
+        "probabilities": _probability_figures(walk, booster, rows),
+    }
+
+
+def _probability_figures(walk: TreeWalk, booster: xgb.Booster, rows: np.ndarray) -> dict[str, Any]:
+    """Probabilities without reasons: the walk the scorer uses against XGBoost's inplace_predict."""
+    batch, one = rows[:BATCH], rows[:1]
+    batch_ms = [
+        _best_ms(lambda: walk.probabilities(batch), 3),
+        _best_ms(lambda: booster.inplace_predict(batch), 3),
+    ]
+    one_ms = [
+        _best_ms(lambda: walk.probabilities(one), 300),
+        _best_ms(lambda: booster.inplace_predict(one), 100),
+    ]
+    return {
+        "bit_equal": bool(np.array_equal(walk.probabilities(rows), booster.inplace_predict(rows))),
+        "rows_per_s": {
+            "walk": round(len(batch) / batch_ms[0] * 1000),
+            "xgboost": round(len(batch) / batch_ms[1] * 1000),
+        },
+        "one_row_us": {"walk": round(one_ms[0] * 1000, 1), "xgboost": round(one_ms[1] * 1000, 1)},
     }
 
 
@@ -146,6 +172,13 @@ def main() -> None:
                 f"{figures['rows_per_s']['xgboost']:>10,} {figures['speedup_batch']:>5.1f} "
                 f"{figures['one_row_ms']['tables']:>10.3f}ms {figures['one_row_ms']['xgboost_with_dmatrix']:>8.3f}ms "
                 f"{figures['speedup_one_row']:>5.1f}",
+                flush=True,
+            )
+            walked = figures["probabilities"]
+            print(
+                f"  probabilities alone: {'bit-equal' if walked['bit_equal'] else 'DIFFERENT'}; walk "
+                f"{walked['rows_per_s']['walk']:,} rows/s, 1 row {walked['one_row_us']['walk']} us; XGBoost "
+                f"inplace_predict {walked['rows_per_s']['xgboost']:,} rows/s, 1 row {walked['one_row_us']['xgboost']} us",
                 flush=True,
             )
     print(

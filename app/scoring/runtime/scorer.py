@@ -14,6 +14,7 @@ import xgboost as xgb
 from app import metrics
 from app.errors import InvalidRecords
 from app.scoring.runtime.treeshap import TreeShap, Unsupported
+from app.scoring.runtime.treewalk import MAX_WALK_ROWS, TreeWalk
 from app.text import text_problem
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FieldError
@@ -40,6 +41,10 @@ class Scorer:
     _blocks: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] = field(init=False, repr=False)
     # Every booster of a multi-booster version (the products) in one, so one call scores them all.
     _stacked: xgb.Booster | None = field(init=False, repr=False)
+    # Probabilities of small batches walked in a compiled loop, by booster (app/scoring/runtime/treewalk.py):
+    # XGBoost's predictor costs 0.1-0.5 ms per call and booster before it scores a row. A booster without a walk
+    # keeps XGBoost's.
+    _walks: dict[str, TreeWalk] = field(init=False, repr=False)
     # Exact reasons, with the probabilities from the same pass, by booster (app/scoring/runtime/treeshap.py);
     # a booster the tables do not handle keeps XGBoost's own exact path. Empty with the approximation.
     _treeshap: dict[str, TreeShap] = field(init=False, repr=False)
@@ -55,6 +60,23 @@ class Scorer:
         self._blocks = (np.asarray(features, dtype=np.intp), np.asarray(offsets, dtype=np.intp))
         self._names = tuple(feature.name for feature in contract.features)
         self._treeshap = self._build_treeshap() if self.exact_contributions else {}
+        self._walks = self._build_walks()
+
+    def _build_walks(self) -> dict[str, TreeWalk]:
+        built = {}
+        for key, booster in self.bundle.boosters.items():
+            try:
+                built[key] = TreeWalk.of(booster)
+            except Unsupported as exc:
+                log.info(
+                    "%s v%d booster %r: probabilities from XGBoost's predictor: %s",
+                    self.name,
+                    self.version,
+                    key,
+                    exc,
+                    extra={"model": self.name, "version": self.version},
+                )
+        return built
 
     def _build_treeshap(self) -> dict[str, TreeShap]:
         """Once per loaded version: each booster's tables (tens of milliseconds and 1-2 MiB a booster here)."""
@@ -114,11 +136,17 @@ class Scorer:
     def probabilities(
         self, matrix: npt.NDArray[np.float32], booster: str = "model"
     ) -> npt.NDArray[np.float64]:
+        walk = self._walks.get(booster)
+        if walk is not None and len(matrix) <= MAX_WALK_ROWS:
+            return np.asarray(walk.probabilities(matrix), dtype=np.float64)
         return np.asarray(self.bundle.boosters[booster].inplace_predict(matrix), dtype=np.float64)
 
     def probabilities_by_booster(self, matrix: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float64]]:
-        """Every booster's probabilities for the same rows, in one predict call of the stacked booster."""
-        if self._stacked is None:
+        """Every booster's probabilities for the same rows: a small batch walked, else in one call of the stacked
+        booster."""
+        if self._stacked is None or (
+            len(self._walks) == len(self.bundle.boosters) and len(matrix) <= MAX_WALK_ROWS
+        ):
             return {key: self.probabilities(matrix, key) for key in self.bundle.boosters}
         stacked = self._stacked.predict(_dmatrix(matrix), validate_features=False).reshape(len(matrix), -1)
         return {
@@ -220,31 +248,39 @@ class Scorer:
     def check(self) -> None:
         """Score the example stored at training and compare: a version that scores differently is refused.
 
-        The TreeSHAP tables must also explain it (and a record with every field missing) as XGBoost's exact
-        path does; a booster whose tables do not falls back to that path, logged: slower reasons, never wrong."""
+        The walked probabilities and the TreeSHAP tables must first give, on it and on a record with every field
+        missing, what XGBoost's own paths give; a booster whose walk or tables do not falls back to XGBoost's
+        path, logged: slower, never wrong."""
         example = self.metadata.get("check")
-        matrix = None
-        if example:
-            matrix = self.encode(example["records"], "check")
+        matrix = self.encode(example["records"], "check") if example else None
+        missing = np.full((1, self.bundle.contract.n_columns), np.nan, dtype=np.float32)
+        rows = missing if matrix is None else np.vstack([matrix, missing])
+        for key, walk in list(self._walks.items()):
+            expected = self.bundle.boosters[key].predict(_dmatrix(rows), validate_features=False)
+            if not np.array_equal(walk.probabilities(rows), expected):
+                self._fall_back(key, "the walked probabilities differ from XGBoost's")
+                del self._walks[key]
+        for key, tables in list(self._treeshap.items()):
+            problem = treeshap_disagreement(tables, self.bundle.boosters[key], rows)
+            if problem:
+                self._fall_back(key, f"the TreeSHAP tables disagree with XGBoost ({problem})")
+                del self._treeshap[key]
+        if example and matrix is not None:
             stacked = self.probabilities_by_booster(matrix)
             for booster, expected in example["probabilities"].items():
                 for got in (self.probabilities(matrix, booster), stacked[booster]):
                     if not np.allclose(got, expected, atol=1e-5):
                         raise ValueError(f"{self.name} v{self.version} scores its stored example differently")
-        missing = np.full((1, self.bundle.contract.n_columns), np.nan, dtype=np.float32)
-        rows = missing if matrix is None else np.vstack([matrix, missing])
-        for key, tables in list(self._treeshap.items()):
-            problem = treeshap_disagreement(tables, self.bundle.boosters[key], rows)
-            if problem:
-                log.error(
-                    "%s v%d booster %r: the TreeSHAP tables disagree with XGBoost (%s); using XGBoost's path",
-                    self.name,
-                    self.version,
-                    key,
-                    problem,
-                    extra={"model": self.name, "version": self.version},
-                )
-                del self._treeshap[key]
+
+    def _fall_back(self, booster: str, problem: str) -> None:
+        log.error(
+            "%s v%d booster %r: %s; using XGBoost's path",
+            self.name,
+            self.version,
+            booster,
+            problem,
+            extra={"model": self.name, "version": self.version},
+        )
 
 
 def treeshap_disagreement(

@@ -114,9 +114,9 @@ class TreeShap:
         started = time.perf_counter()
         model = json.loads(booster.save_raw("json"))
         learner = model["learner"]
-        _require_supported(learner)
+        require_supported(learner)
         params = learner["learner_model_param"]
-        base_margin = _logit32(float(params["base_score"].strip("[]")))
+        base_margin = logit32(float(params["base_score"].strip("[]")))
         forest = _Forest()
         for tree in learner["gradient_booster"]["model"]["trees"]:
             forest.add_tree(tree)
@@ -388,7 +388,7 @@ def _unsigned(values: Any) -> UInt64s:
     return np.asarray(values, dtype=np.uint64)
 
 
-def _require_supported(learner: dict[str, Any]) -> None:
+def require_supported(learner: dict[str, Any]) -> None:
     params = learner["learner_model_param"]
     problems = []
     if learner["objective"]["name"] != "binary:logistic":
@@ -401,7 +401,7 @@ def _require_supported(learner: dict[str, Any]) -> None:
         raise Unsupported(", ".join(problems))
 
 
-def _logit32(probability: float) -> np.float32:
+def logit32(probability: float) -> np.float32:
     """binary:logistic's ProbToMargin, in float32 as XGBoost computes the base margin."""
     p = np.float32(probability)
     return np.float32(-math.log(float(np.float32(np.float32(1) / p - np.float32(1)))))
@@ -596,19 +596,24 @@ def _block_tables_kernel(
 
 @cache
 def _kernels() -> _Kernels:
-    """The kernels compiled by numba, once per process (at the first version loaded, never at import).
+    """The kernels compiled by numba, once per process (at the first version loaded, never at import)."""
+    kernels = (_explain_kernel, _sigmoid_kernel, _leaf_tables_kernel, _block_tables_kernel)
+    return _Kernels(*(numba_jit(kernel) for kernel in kernels))
 
-    numba caches the machine code beside this file (__pycache__), else in NUMBA_CACHE_DIR or the user's cache
-    directory; on a read-only install with none of them writable, it compiles without a cache (2-5 s
+
+def numba_jit(kernel: Any) -> Any:
+    """`kernel` compiled by numba, releasing the GIL while it runs.
+
+    numba caches the machine code beside the kernel's file (__pycache__), else in NUMBA_CACHE_DIR or the user's
+    cache directory; on a read-only install with none of them writable, it compiles without a cache (2-5 s
     per process on this machine)."""
     import numba
 
-    kernels = (_explain_kernel, _sigmoid_kernel, _leaf_tables_kernel, _block_tables_kernel)
     try:
-        return _Kernels(*(numba.njit(cache=True, nogil=True)(kernel) for kernel in kernels))
+        return numba.njit(cache=True, nogil=True)(kernel)
     except RuntimeError as exc:  # "cannot cache function ...: no locator available for file ..."
         log.warning(
             "numba cannot cache its machine code here (%s): compiling without a cache; set NUMBA_CACHE_DIR",
             exc,
         )
-        return _Kernels(*(numba.njit(cache=False, nogil=True)(kernel) for kernel in kernels))
+        return numba.njit(cache=False, nogil=True)(kernel)
