@@ -9,6 +9,8 @@ twice in a minute), in two scenarios:
 - scored on view: no stored scores, the memo and the background refresher off, what a customer whose stored
   scores are not current costs;
 - stored scores: after `clm score customers`, as `make run` serves (the default memo on, the refresher idle).
+Then, on SQLite, the same server answers one churn record with its reasons per request (POST /v1/churn/score, 200
+holdout customers in turn), as a CRM screen asks for one lead or customer at a time.
 Prints requests/s, p50 and p99, and writes bench-results/profile.json.
 """
 
@@ -33,13 +35,15 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from bench.run import DATA_DIR, KEY, SECONDS, _server
+from training.data import load_dataset
+from training.spec import find_spec
 
 PORT = 8203
 WORKERS = int(os.environ.get("CLM_BENCH_PROFILE_WORKERS", "1"))
 POSTGRES_URL = os.environ.get("CLM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
 TELCO = DATA_DIR / "telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv"
-SCENARIOS = ("scored on view", "stored scores")
+SCENARIOS = ("scored on view", "stored scores")  # then "one record, reasons" on SQLite
 
 
 def main() -> None:
@@ -51,6 +55,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="clm-bench-profile-"))
     script = folder / "profiles.lua"
     script.write_text(_wrk_script(ids))
+    single = folder / "single.lua"
+    single.write_text(_single_record_script())
     print(f"profile of {len(ids)} stored customers ({WORKERS} worker(s), wrk); logs in {folder}", flush=True)
     results: dict[str, Any] = {"workers": WORKERS, "seconds_per_scenario": SECONDS, "scenarios": []}
     for backend in ("sqlite", "postgresql"):
@@ -60,13 +66,13 @@ def main() -> None:
                     f"  postgresql: skipped, no server at {POSTGRES_URL} (CLM_BENCH_POSTGRES_URL)", flush=True
                 )
                 continue
-            results["scenarios"] += _measure(backend, url, folder, script)
+            results["scenarios"] += _measure(backend, url, folder, script, single)
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     (out / "profile.json").write_text(json.dumps(results, indent=2))
 
 
-def _measure(backend: str, url: str, folder: Path, script: Path) -> list[dict[str, Any]]:
+def _measure(backend: str, url: str, folder: Path, script: Path, single: Path) -> list[dict[str, Any]]:
     env = {
         **os.environ,
         "CLM_DATABASE_URL": url,
@@ -93,15 +99,21 @@ def _measure(backend: str, url: str, folder: Path, script: Path) -> list[dict[st
         log = folder / f"{backend}-{scenario.replace(' ', '-')}.log"
         with _server([str(BIN / "python"), "-m", "app"], scenario_env, PORT, "/readyz", log):
             for concurrency in (1, 8):
-                _wrk(script, concurrency, 2.0)  # warm up: connections, prepared statements, caches
-                row = {"backend": backend, "scenario": scenario, **_wrk(script, concurrency, SECONDS)}
-                rows.append(row)
-                print(
-                    f"  {backend:<10} {scenario:<15} concurrency {concurrency}: {row['rps']:>7} req/s"
-                    f"  p50 {row['p50_ms']:>6} ms  p99 {row['p99_ms']:>6} ms  failures {row['failures']}",
-                    flush=True,
-                )
+                rows.append(_run(backend, scenario, script, concurrency))
+            if backend == "sqlite" and scenario == "stored scores":
+                rows.append(_run(backend, "one record, reasons", single, 8))
     return rows
+
+
+def _run(backend: str, scenario: str, script: Path, concurrency: int) -> dict[str, Any]:
+    _wrk(script, concurrency, 2.0)  # warm up: connections, prepared statements, caches
+    row = {"backend": backend, "scenario": scenario, **_wrk(script, concurrency, SECONDS)}
+    print(
+        f"  {backend:<10} {scenario:<19} concurrency {concurrency}: {row['rps']:>7} req/s"
+        f"  p50 {row['p50_ms']:>6} ms  p99 {row['p99_ms']:>6} ms  failures {row['failures']}",
+        flush=True,
+    )
+    return row
 
 
 @contextmanager
@@ -138,6 +150,21 @@ local n = math.random(#ids)
 request = function()
   n = n % #ids + 1
   return wrk.format("GET", "/v1/customers/" .. ids[n] .. "/profile", {{["X-API-Key"] = key}})
+end
+"""
+
+
+def _single_record_script() -> str:
+    """wrk's Lua: each request scores the next of 200 holdout customers, one record with its reasons."""
+    dataset = load_dataset(find_spec("churn"), DATA_DIR)
+    bodies = [json.dumps({"customers": [r], "explain": True}) for r in dataset.records(dataset.holdout)[:200]]
+    return f"""
+local bodies = {{{",".join(json.dumps(b) for b in bodies)}}}
+local headers = {{["X-API-Key"] = {json.dumps(KEY["X-API-Key"])}, ["Content-Type"] = "application/json"}}
+local n = 0
+request = function()
+  n = n % #bodies + 1
+  return wrk.format("POST", "/v1/churn/score", headers, bodies[n])
 end
 """
 
