@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from app.bulk.record_model import RecordFlavour
 from app.db import Database
 from app.errors import ModelNotLoaded
 from app.ingest import BatchDone, IngestReport, ingest_customers, ingest_line_customers
@@ -29,11 +30,13 @@ from app.scoring.use_cases.products import PRODUCTS_MODEL
 from app.settings import Settings
 from model_registry.contract import api_name
 from model_registry.registry import ModelRegistry
-from training.cli import TrainingSettings
+from training.cli import TrainingSettings, register_with
 from training.cli import app as clm
 from training.data import DataError, read_source
 from training.spec import ROW_NUMBER, find_spec
 
+# Every version `clm train` and `clm retrain` register carries the record model as its pyfunc flavour.
+register_with(RecordFlavour())
 db_app = typer.Typer(help="The service's database (CLM_DATABASE_URL).", no_args_is_help=True)
 clm.add_typer(db_app, name="db")
 ingest_app = typer.Typer(
