@@ -74,7 +74,7 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("alembic", "mlflow", "urllib3"):
+    for noisy in ("alembic", "mlflow", "urllib3", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
