@@ -26,9 +26,9 @@ import pandas as pd
 import pydantic
 import xgboost as xgb
 from mlflow.models import ModelSignature
-from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
-from mlflow.types.schema import AnyType, BaseType
+from mlflow.types.schema import AnyType
 
 from app.bulk.figures import TOP_N, Options, output_columns, score_frame
 from app.scoring.runtime.scorer import Scorer
@@ -43,6 +43,7 @@ MODEL_NAME = (
 # The registry numbers a version after it is logged: inside the model it is unknown. Whoever loads it by name
 # knows it (the bulk jobs print it and write it on every row).
 UNNUMBERED = 0
+ANY = AnyType()  # type: ignore[no-untyped-call]
 
 
 class RecordModel(PythonModel):
@@ -120,11 +121,11 @@ def records_schema(contract: FeatureContract) -> Schema:
     and categories written as integers as Any, since MLflow refuses a JSON integer (int64) for a double and the
     API takes either. Every column is optional: an absent one scores as missing. The contract checks values
     (a bad one is the row's `error`), as the API does."""
-    kinds: dict[str, BaseType] = {contract.id_field: AnyType()}
+    kinds: dict[str, DataType | AnyType] = {contract.id_field: ANY}
     for derivation in contract.derived:
         for source in derivation.sources:
-            kinds.setdefault(source, DataType.string if derivation.rule == "item_count" else AnyType())
+            kinds.setdefault(source, DataType.string if derivation.rule == "item_count" else ANY)
     for feature in contract.features:
         text = feature.kind == "categorical" and not has_integer_categories(feature)
-        kinds[feature.name] = DataType.string if text else AnyType()
+        kinds[feature.name] = DataType.string if text else ANY
     return Schema([ColSpec(kind, name, required=False) for name, kind in kinds.items()])

@@ -54,29 +54,33 @@ def score_table(
 ) -> SparkReport:
     """Score the Parquet table `source` into `out`; refused rows (the input and `error`) into `rejects`."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     table = spark.read.parquet(source)
     table = table.toDF(*[api_name(column) for column in table.columns])
     params: dict[str, Any] = {"explain": explain}
     signature = mlflow.models.get_model_info(model_uri).signature
-    if signature is not None and signature.params is not None and "top_n" in {p.name for p in signature.params.params}:
+    if (
+        signature is not None
+        and signature.params is not None
+        and "top_n" in {p.name for p in signature.params.params}
+    ):
         params["top_n"] = top_n
     # env_manager local: the executors' Python environment is the job's (this package installed in it).
     record_model = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", params=params)
-    scored = table.withColumn(SCORES, record_model(F.struct(*_record_columns(table, contract))))
+    scored = table.withColumn(SCORES, record_model(sf.struct(*_record_columns(table, contract))))
     # Kept while both outputs are written, so every record is scored once.
     scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         figures = [f"{SCORES}.{c}" for c in scored.select(f"{SCORES}.*").columns if c != ERROR_COLUMN]
         if not explain:
             figures = [c for c in figures if not c.endswith(".top_factors")]
-        good = scored.where(F.col(f"{SCORES}.{ERROR_COLUMN}").isNull())
-        good.select(*figures, F.lit(name).alias("model"), F.lit(version).alias("version")).write.mode(
+        good = scored.where(sf.col(f"{SCORES}.{ERROR_COLUMN}").isNull())
+        good.select(*figures, sf.lit(name).alias("model"), sf.lit(version).alias("version")).write.mode(
             "overwrite"
         ).parquet(out)
-        refused = scored.where(F.col(f"{SCORES}.{ERROR_COLUMN}").isNotNull())
-        refused.select(F.col(f"{SCORES}.{ERROR_COLUMN}").alias("reason"), *table.columns).write.mode(
+        refused = scored.where(sf.col(f"{SCORES}.{ERROR_COLUMN}").isNotNull())
+        refused.select(sf.col(f"{SCORES}.{ERROR_COLUMN}").alias("reason"), *table.columns).write.mode(
             "overwrite"
         ).parquet(rejects)
         rows, rejected = scored.count(), refused.count()
@@ -89,7 +93,7 @@ def _record_columns(table: DataFrame, contract: FeatureContract) -> list[Column]
     """The fields the version reads, as the record model takes them: the ID and categories as text (an
     integer category "3" is the text "3", as in training), numbers as numbers (text that is no number is null),
     and a field the table lacks as null."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
     from pyspark.sql.types import NumericType
 
     types = {field.name: field.dataType for field in table.schema.fields}
@@ -102,13 +106,13 @@ def _record_columns(table: DataFrame, contract: FeatureContract) -> list[Column]
     columns = []
     for name, kind in wanted.items():
         if name not in types:
-            columns.append(F.lit(None).cast(kind).alias(name))
+            columns.append(sf.lit(None).cast(kind).alias(name))
         elif kind == "double" and not isinstance(types[name], NumericType):
-            columns.append(F.col(name).try_cast("double").alias(name))
+            columns.append(sf.col(name).try_cast("double").alias(name))
         elif kind == "string":
-            columns.append(F.col(name).cast("string").alias(name))
+            columns.append(sf.col(name).cast("string").alias(name))
         else:
-            columns.append(F.col(name))
+            columns.append(sf.col(name))
     return columns
 
 
@@ -116,7 +120,8 @@ def spark_command(
     source: Annotated[str, typer.Argument(help="A Parquet table of records (path or URI), API field names.")],
     out: Annotated[str, typer.Argument(help="Where the scores go: a Parquet table (path or URI).")],
     model: Annotated[
-        str, typer.Option(help="NAME, NAME@ALIAS or NAME/VERSION; NAME alone is the served alias (CLM_ALIAS).")
+        str,
+        typer.Option(help="NAME, NAME@ALIAS or NAME/VERSION; NAME alone is the served alias (CLM_ALIAS)."),
     ],
     explain: Annotated[bool, typer.Option(help="Add top_factors (reasons) to every row.")] = False,
     top_n: Annotated[int, typer.Option(min=1, help="Products: offers listed in `recommendations`.")] = TOP_N,
