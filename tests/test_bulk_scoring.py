@@ -25,9 +25,10 @@ from typer.testing import CliRunner, Result
 
 from app.bulk.files import read_chunks
 from app.cli import clm
+from model_registry.contract import api_name
 from model_registry.registry import ModelRegistry
 from tests.conftest import TELCO_FILE
-from training.data import id_field, load_dataset
+from training.data import frame_records, id_field, is_holdout, load_dataset, read_frame
 from training.spec import find_spec
 
 TOLERANCE = 1e-6
@@ -299,3 +300,62 @@ def _wait_for(server: subprocess.Popen[bytes], url: str, log: Path, timeout: flo
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.5)
     pytest.fail(f"mlflow models serve did not answer in {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
+def test_the_record_model_offers_products_with_the_apis_propensities(
+    registry: ModelRegistry, client: TestClient, products_version: int, data_dir: Path
+) -> None:
+    spec = find_spec("products")
+    dataset = load_dataset(spec, data_dir)
+    records = dataset.records(dataset.holdout)
+    for record, customer_id in zip(records, dataset.ids[dataset.holdout].tolist(), strict=True):
+        record[id_field(spec)] = customer_id
+    answers = []
+    for start in range(0, len(records), 1000):
+        body = {"customers": records[start : start + 1000], "top_n": 7, "explain": False}
+        response = client.post("/v1/products/match", json=body)
+        assert response.status_code == 200, response.text
+        answers.extend(response.json()["results"])
+
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    record_model = mlflow.pyfunc.load_model(f"models:/clm-products/{products_version}")
+    table = record_model.predict(pd.DataFrame.from_records(records), params={"top_n": 7})
+
+    propensities = [c for c in table.columns if c.endswith("_propensity")]
+    assert len(propensities) == 7
+    for answer, (_, row) in zip(answers, table.iterrows(), strict=True):
+        offered = {o["product"]: o["propensity"] for o in answer["recommendations"]}
+        assert row["customer_id"] == answer["customer_id"]
+        for column in propensities:
+            product = column.removesuffix("_propensity")
+            if product in offered:
+                assert abs(row[column] - offered[product]) <= TOLERANCE
+            else:
+                assert pd.isna(row[column])  # owned, or not eligible: never offered
+        assert [o["product"] for o in json.loads(row["recommendations"])] == list(offered)
+
+
+def test_the_record_model_diagnoses_listings_as_the_api_does(
+    registry: ModelRegistry,
+    diagnosis_client: TestClient,
+    diagnosis_trained: tuple[int, dict[str, float]],
+    data_dir: Path,
+) -> None:
+    frame = read_frame(find_spec("diagnosis"), data_dir).rename(columns=api_name)
+    listings = frame_records(frame[[is_holdout(i) for i in frame["product_id"]]].drop(columns=["units_sold"]))
+    answers = []
+    for start in range(0, len(listings), 1000):
+        response = diagnosis_client.post("/v1/diagnosis", json={"listings": listings[start : start + 1000]})
+        assert response.status_code == 200, response.text
+        answers.extend(response.json()["results"])
+
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    record_model = mlflow.pyfunc.load_model(f"models:/clm-diagnosis/{diagnosis_trained[0]}")
+    table = record_model.predict(pd.DataFrame.from_records(listings))
+
+    for answer, (_, row) in zip(answers, table.iterrows(), strict=True):
+        assert row["product_id"] == str(answer["product_id"])
+        assert abs(row["effect_probability"] - answer["effect_probability"]) <= TOLERANCE
+        assert row["percentile"] == pytest.approx(answer["percentile"])
+        assert row["segment"] == answer["segment"]
+        assert json.loads(row["gaps"]) == answer["gaps"]
