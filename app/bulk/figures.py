@@ -18,10 +18,10 @@ import pandas as pd
 
 from app.errors import InvalidRecords
 from app.scoring.runtime.scorer import Scorer
-from app.scoring.use_cases.churn import score_customers
-from app.scoring.use_cases.diagnosis import diagnose_listings
-from app.scoring.use_cases.leads import score_leads
-from app.scoring.use_cases.products import match_products
+from app.scoring.use_cases.churn import CHURN, score_customers
+from app.scoring.use_cases.diagnosis import DIAGNOSIS, diagnose_listings
+from app.scoring.use_cases.leads import LEADS, score_leads
+from app.scoring.use_cases.products import PRODUCTS, match_products
 from model_registry.catalogue import ProductCatalogue
 from training.data import frame_records
 
@@ -52,9 +52,8 @@ class Figures:
 
     columns: Callable[[Scorer], list[Column]]
     results: Results
-    records_field: (
-        str  # the API's name for the records, as the use case names bad fields: customers[3].tenure
-    )
+    # The API's name for the records, as the use case names a bad field: customers[3].tenure
+    records_field: str
 
 
 def _churn_columns(_: Scorer) -> list[Column]:
@@ -118,12 +117,16 @@ def _diagnosis_columns(_: Scorer) -> list[Column]:
 
 # One entry per use case (a spec's `use_case`), as app/scoring/use_cases/registry.py lists the routes.
 FIGURES: dict[str, Figures] = {
-    "churn": Figures(
-        _churn_columns, lambda s, records, o: score_customers(s, records, o.explain), "customers"
+    CHURN.name: Figures(
+        _churn_columns, lambda s, records, o: score_customers(s, records, o.explain), CHURN.records_field
     ),
-    "leads": Figures(_lead_columns, lambda s, records, o: score_leads(s, records, o.explain), "leads"),
-    "products": Figures(_product_columns, _product_results, "customers"),
-    "diagnosis": Figures(_diagnosis_columns, lambda s, records, _: diagnose_listings(s, records), "listings"),
+    LEADS.name: Figures(
+        _lead_columns, lambda s, records, o: score_leads(s, records, o.explain), LEADS.records_field
+    ),
+    PRODUCTS.name: Figures(_product_columns, _product_results, PRODUCTS.records_field),
+    DIAGNOSIS.name: Figures(
+        _diagnosis_columns, lambda s, records, _: diagnose_listings(s, records), DIAGNOSIS.records_field
+    ),
 }
 
 

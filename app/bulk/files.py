@@ -111,10 +111,10 @@ class _Output:
         self._started = True
 
     def close(self) -> None:
+        if not self._started:  # an empty input still gives a file, with the columns
+            self.write(pd.DataFrame(columns=[c.name for c in self.columns]))
         if self._parquet is not None:
             self._parquet.close()
-        elif not self._started:  # an empty input still gives a file with the header
-            pd.DataFrame(columns=[c.name for c in self.columns]).to_csv(self.path, index=False)
 
 
 class _Rejects:
@@ -161,6 +161,8 @@ def score_file(
     started = time.perf_counter()
     try:
         for frame in read_chunks(source, scorer.bundle.contract, chunk_rows, separator):
+            if frame.empty:  # a CSV holding only its header
+                continue
             frame = frame.reset_index(drop=True)
             chunk_started = time.perf_counter()
             scored = score_frame(scorer, frame, options)
