@@ -25,10 +25,12 @@ from typer.testing import CliRunner, Result
 
 from app.bulk.files import read_chunks
 from app.cli import clm
+from app.main import create_app
 from model_registry.contract import api_name
 from model_registry.registry import ModelRegistry
-from tests.conftest import TELCO_FILE
+from tests.conftest import SCORE_KEY, TELCO_FILE, make_settings
 from training.data import frame_records, id_field, is_holdout, load_dataset, read_frame
+from training.publish import training_run
 from training.spec import find_spec
 
 TOLERANCE = 1e-6
@@ -359,3 +361,35 @@ def test_the_record_model_diagnoses_listings_as_the_api_does(
         assert row["percentile"] == pytest.approx(answer["percentile"])
         assert row["segment"] == answer["segment"]
         assert json.loads(row["gaps"]) == answer["gaps"]
+
+
+def test_a_version_registered_before_the_record_model_still_serves_and_scores_files(
+    registry: ModelRegistry, churn_version: int, data_dir: Path, tmp_path: Path
+) -> None:
+    # As versions were registered before: MLflow's XGBoost flavour on the encoded matrix, the bundle beside it.
+    bundle = registry.load("clm-churn", churn_version)
+    old = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
+    with training_run(old, find_spec("churn")):
+        booster = bundle.boosters["model"]
+        info = mlflow.xgboost.log_model(
+            booster, name="model", model_format="ubj", pip_requirements=["xgboost"]
+        )
+        saved = tmp_path / "bundle"
+        bundle.save(saved, booster_files={"model": "model.ubj"})
+        old.client.log_model_artifacts(info.model_id, str(saved))
+        version = int(mlflow.register_model(f"models:/{info.model_id}", "clm-churn").version)
+    old.set_alias("clm-churn", "champion", version)
+    line = LINES["churn"]
+    _, records = line_records(line, data_dir)
+
+    with TestClient(create_app(make_settings(old, ["clm-churn"]))) as served:
+        served.headers["X-API-Key"] = SCORE_KEY
+        answers = http_answers(served, line, records[:200])
+    source = tmp_path / "customers.parquet"
+    pd.DataFrame.from_records(records[:200]).to_parquet(source)
+    result = clm_command(old, "score", "file", str(source), str(tmp_path / "out.csv"), "--model", "clm-churn")
+
+    assert result.exit_code == 0, result.output
+    assert_same(
+        answers, pd.read_csv(tmp_path / "out.csv"), "customer_id", line, "clm score file, old version"
+    )
