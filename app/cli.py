@@ -15,9 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from app.bulk.figures import TOP_N, Options
+from app.bulk.files import ChunkDone, default_rejects, score_file
+from app.bulk.model_ref import ModelRef, UnknownVersion
+from app.bulk.record_model import RecordFlavour, scorer_of
+from app.bulk.spark import spark_command
 from app.db import Database
 from app.errors import ModelNotLoaded
 from app.ingest import BatchDone, IngestReport, ingest_customers, ingest_line_customers
@@ -29,11 +35,13 @@ from app.scoring.use_cases.products import PRODUCTS_MODEL
 from app.settings import Settings
 from model_registry.contract import api_name
 from model_registry.registry import ModelRegistry
-from training.cli import TrainingSettings
+from training.cli import TrainingSettings, register_with
 from training.cli import app as clm
 from training.data import DataError, read_source
 from training.spec import ROW_NUMBER, find_spec
 
+# Every version `clm train` and `clm retrain` register carries the record model as its pyfunc flavour.
+register_with(RecordFlavour())
 db_app = typer.Typer(help="The service's database (CLM_DATABASE_URL).", no_args_is_help=True)
 clm.add_typer(db_app, name="db")
 ingest_app = typer.Typer(
@@ -41,7 +49,7 @@ ingest_app = typer.Typer(
 )
 clm.add_typer(ingest_app, name="ingest")
 score_app = typer.Typer(
-    help="Score stored records ahead of time, with the served versions (CLM_MODELS, CLM_ALIAS).",
+    help="Score in bulk: the stored customers with the served versions, or a file or table with any version.",
     no_args_is_help=True,
 )
 clm.add_typer(score_app, name="score")
@@ -240,6 +248,101 @@ def _summarise(file: Path, report: IngestReport, seconds: float, rejects: Path |
     typer.echo(
         f"{file.name}: {report.rows} rows: {report.inserted} new, {report.updated} updated, {report.unchanged} "
         f"unchanged, {len(report.rejected)} rejected{repeated} ({seconds:.1f} s)"
+    )
+
+
+@score_app.command("file")
+def score_file_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="Records to score: CSV, or Parquet (.parquet, .pq), with the API's field names (or the data "
+            "set's column names, which map to them).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Argument(dir_okay=False, help="Where the scores go: Parquet (.parquet, .pq) or CSV.")
+    ],
+    model: Annotated[
+        str,
+        typer.Option(help="NAME, NAME@ALIAS or NAME/VERSION; NAME alone is the served alias (CLM_ALIAS)."),
+    ],
+    explain: Annotated[bool, typer.Option(help="Add top_factors (reasons) to every row.")] = False,
+    top_n: Annotated[int, typer.Option(min=1, help="Products: offers listed in `recommendations`.")] = TOP_N,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="The refused rows with their reasons (CSV); default: next to OUT, OUT.rejects.csv."
+        ),
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read, scored and written at a time.")] = 10_000,
+    separator: Annotated[str, typer.Option(help="The CSV input's field separator.")] = ",",
+) -> None:
+    """Score a file of records with one registered version: one output row per good input row, in order, with
+    the ID, the API's figures, the model and its version; memory holds one chunk whatever the file's length.
+
+    A row the API would refuse goes to the rejects file with its reasons and the rest are scored; exits 1 when
+    any row was refused.
+    """
+    settings = Settings()
+    try:
+        ref = ModelRef.parse(model, settings.alias)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from exc
+    registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
+    try:
+        version = ref.resolve(registry)
+    except UnknownVersion as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from exc
+    bundle = registry.load(ref.name, version, nthread=os.cpu_count() or 1)
+    scorer = scorer_of(
+        bundle, ref.name, version, alias=ref.alias or "", exact_contributions=settings.exact_contributions
+    )
+    scorer.check()
+    rejects = rejects or default_rejects(out)
+    rejects.unlink(missing_ok=True)  # only this run's refusals
+    score_log.info("scoring %s with %s version %d into %s", source, ref.name, version, out)
+    try:
+        report = score_file(
+            scorer,
+            source,
+            out,
+            rejects,
+            Options(explain=explain, top_n=top_n),
+            chunk_rows=chunk_rows,
+            separator=separator,
+            progress=_show_chunk,
+        )
+    except (
+        OSError,
+        ValueError,
+        pa.ArrowException,
+    ) as exc:  # unreadable input: not CSV or Parquet, bad encoding
+        raise typer.BadParameter(f"cannot read {source}: {exc}", param_hint="SOURCE") from exc
+    for reason in report.reasons:
+        typer.echo(f"refused {reason}", err=True)
+    refused = f", {report.rejected} refused (in {rejects})" if report.rejected else ", none refused"
+    typer.echo(
+        f"{source.name}: {report.rows} rows, {report.scored} scored{refused}, by {ref.name} version {version} "
+        f"in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s) -> {out}"
+    )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+score_app.command("spark")(spark_command)
+
+
+def _show_chunk(chunk: ChunkDone) -> None:
+    score_log.info(
+        "rows %d-%d: %d scored, %d refused (%s rows/s)",
+        chunk.first_row,
+        chunk.first_row + chunk.rows - 1,
+        chunk.rows - chunk.rejected,
+        chunk.rejected,
+        f"{chunk.rows_per_second:,.0f}",
     )
 
 

@@ -1,22 +1,15 @@
-"""One error envelope for every 4xx/5xx: {"error": {"code", "message", "details"}} (API.md)."""
+"""The service's expected conditions, each with its HTTP status and machine code (API.md).
+
+Plain exceptions, importable without FastAPI: the use cases raise them, and so the record model
+(app/bulk/record_model.py) and the bulk jobs can run the use cases outside the service. app/error_handlers.py
+turns them into the one error envelope.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from app.schemas.common import ErrorBody
 from model_registry.contract import FieldError
-
-log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -76,86 +69,3 @@ class DatabaseUnavailable(ServiceError):
     """The database is down, refuses connections, or did not answer in time: retry, not a bug."""
 
     status_code, code = 503, "database_unavailable"
-
-
-def envelope(
-    status: int,
-    code: str,
-    message: str,
-    details: list[dict[str, Any]] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"code": code, "message": message, "details": details or []}},
-        headers=headers,
-    )
-
-
-def error_response_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for a route's declared error responses."""
-    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
-
-
-def validation_path(loc: tuple[int | str, ...]) -> str:
-    """('body', 'customers', 3, 'tenure') -> customers[3].tenure"""
-    path = ""
-    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return envelope(exc.status_code, exc.code, exc.message, exc.details)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [_validation_detail(e) for e in exc.errors()]
-        return envelope(422, "validation_error", f"{len(details)} field(s) are invalid", details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400:
-            # FastAPI's own word for a body it cannot parse (not UTF-8, nested too deep): invalid input too.
-            return envelope(
-                422,
-                "invalid_body",
-                "the request body is not readable JSON",
-                [{"path": "body", "message": str(exc.detail)}],
-            )
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            exc.status_code, "http_error"
-        )
-        # The router's own headers go along: a 405 names the methods the path takes in `Allow` (RFC 9110).
-        return envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    @app.exception_handler(PoolTimeout)
-    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-        # The database is unreachable or refusing connections: a condition to retry, not a bug.
-        log.warning("database unavailable: %s", type(exc).__name__)
-        error = DatabaseUnavailable("the database is unavailable; retry shortly")
-        return envelope(error.status_code, error.code, error.message)
-
-    # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
-
-
-def _validation_detail(error: dict[str, Any]) -> dict[str, str]:
-    if error["type"] == "json_invalid":  # its loc is a byte offset, not a field
-        position = error["loc"][-1]
-        return {"path": "body", "message": f"invalid JSON at byte {position}: {error['ctx']['error']}"}
-    return {"path": validation_path(tuple(error["loc"])), "message": error["msg"]}
-
-
-_DESCRIPTIONS = {
-    401: "Missing or unknown API key",
-    403: "The key lacks the scope",
-    404: "Not found",
-    409: "The version the alias points to was refused (failed to load or to score its example)",
-    413: "Batch or body over the limit",
-    422: "Invalid input; one detail per bad field, with its path",
-    503: "No model loaded for the route, the registry or the database unavailable",
-}

@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import KeyRing, required_scope
-from app.errors import ServiceError, envelope
+from app.error_handlers import envelope
+from app.errors import ServiceError
 from app.settings import Scope as KeyScope
 
 _KEY_HEADER = b"x-api-key"

@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth import KeyRing
 from app.db import Database
-from app.errors import DatabaseUnavailable, install_error_handlers
+from app.error_handlers import install_error_handlers
+from app.errors import DatabaseUnavailable
 from app.guard import RequestGuard
 from app.observability import ObservabilityMiddleware, configure_logging
 from app.openapi import TypedOpenApi

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.errors import envelope
+from app.error_handlers import envelope
 from app.ids import UniqueIds
 
 REQUEST_ID_HEADER = "x-request-id"

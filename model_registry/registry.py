@@ -11,17 +11,16 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import pandas as pd
-import xgboost as xgb
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
 
-from model_registry.bundle import ModelBundle
+from model_registry.bundle import BUNDLE_FILE, ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +45,35 @@ class RegistryUnavailable(Exception):
     """The registry could not be reached or answered with an error."""
 
 
+class PyfuncFlavour(Protocol):
+    """The MLflow pyfunc flavour a registered version carries: the record model (app/bulk/record_model.py),
+    logged as code with the bundle as its artifact. The service supplies it, since model_registry never imports
+    app/; a registry without one registers the bundle alone."""
+
+    @property
+    def code(self) -> Path: ...  # the models-from-code file MLflow stores with the version
+
+    @property
+    def bundle_artifact(self) -> str: ...  # the pyfunc artifact holding the bundle
+
+    @property
+    def model_name_key(self) -> str: ...  # the model_config key the registered name goes under
+
+    @property
+    def pip_requirements(self) -> list[str]: ...
+
+    def signature(self, bundle: ModelBundle) -> ModelSignature: ...
+
+    def input_example(self, bundle: ModelBundle) -> pd.DataFrame: ...
+
+
 class ModelRegistry:
-    def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: str | None = None, flavour: PyfuncFlavour | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        self.flavour = flavour
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def experiment_id(self, model_name: str) -> str:
@@ -61,40 +85,30 @@ class ModelRegistry:
         location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
         return str(self.client.create_experiment(name, artifact_location=location))
 
-    def register(
-        self,
-        registered_name: str,
-        bundle: ModelBundle,
-        *,
-        primary_booster: str | None,
-        input_example: pd.DataFrame,
-    ) -> VersionRef:
+    def register(self, registered_name: str, bundle: ModelBundle) -> VersionRef:
         """Log the bundle as the active run's model and register it as a new version.
 
-        A single-booster model is logged with MLflow's native XGBoost flavour (UBJSON, signature, input
-        example), so `mlflow models serve` can serve the very same version; the bundle file rides along.
+        With a flavour, the version is an MLflow pyfunc model taking API records (signature and input example
+        are the records'), so `mlflow models serve` and `mlflow.pyfunc.spark_udf` score the very same version
+        as the service; its bundle is the pyfunc's artifact. Serving reads the bundle either way.
         """
         with tempfile.TemporaryDirectory() as tmp:
-            if primary_booster is not None:
-                booster = bundle.boosters[primary_booster]
-                signature = infer_signature(input_example, booster.inplace_predict(input_example.to_numpy()))
-                info = mlflow.xgboost.log_model(
-                    booster,
+            bundle.save(Path(tmp) / "bundle")
+            if self.flavour is not None:
+                info = mlflow.pyfunc.log_model(
                     name="model",
-                    model_format="ubj",
-                    signature=signature,
-                    input_example=input_example,
-                    # Named, not inferred: inference starts a subprocess costing seconds per registration.
-                    pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
+                    python_model=str(self.flavour.code),
+                    artifacts={self.flavour.bundle_artifact: str(Path(tmp) / "bundle")},
+                    model_config={self.flavour.model_name_key: registered_name},
+                    signature=self.flavour.signature(bundle),
+                    input_example=self.flavour.input_example(bundle),
+                    pip_requirements=self.flavour.pip_requirements,
                 )
                 model_id = info.model_id
-                bundle.save(Path(tmp), booster_files={primary_booster: "model.ubj"})
-                self.client.log_model_artifacts(model_id, tmp)
             else:
                 logged = mlflow.initialize_logged_model(name="model")
                 model_id = logged.model_id
-                bundle.save(Path(tmp))
-                self.client.log_model_artifacts(model_id, tmp)
+                self.client.log_model_artifacts(model_id, str(Path(tmp) / "bundle"))
                 self.client.finalize_logged_model(model_id, LoggedModelStatus.READY)
         version = mlflow.register_model(f"models:/{model_id}", registered_name)
         return self.get_version(registered_name, int(version.version))
@@ -127,7 +141,7 @@ class ModelRegistry:
                 )
             except Exception as exc:  # MlflowException, OSError, HTTP errors: they vary by store
                 raise RegistryUnavailable(f"could not download {name} version {version}: {exc}") from exc
-            return ModelBundle.load(Path(local), nthread=nthread)
+            return ModelBundle.load(bundle_directory(Path(local)), nthread=nthread)
 
     def versions(self, name: str) -> list[VersionRef]:
         """Every version of a model, oldest first, with its aliases (a search does not return them)."""
@@ -162,6 +176,15 @@ class ModelRegistry:
         if ref.run_id is None:
             return {}
         return dict(self.client.get_run(ref.run_id).data.metrics)
+
+
+def bundle_directory(model: Path) -> Path:
+    """Where a downloaded version keeps its bundle: at its root (versions without the pyfunc flavour, among them
+    every version registered before it existed), or as the record model's artifact."""
+    if (model / BUNDLE_FILE).is_file():
+        return model
+    found = sorted(model.glob(f"artifacts/*/{BUNDLE_FILE}"))
+    return found[0].parent if found else model  # none: ModelBundle.load names what is missing
 
 
 def _ref(version: Any) -> VersionRef:

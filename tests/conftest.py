@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
+from app.bulk.record_model import RecordFlavour
 from app.main import create_app
 from app.settings import Settings
 from model_registry.bundle import ModelBundle
@@ -55,7 +55,8 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     root = tmp_path_factory.mktemp("registry")
-    return ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))
+    # Every version with the record model as its pyfunc flavour, as `clm train` registers them.
+    return ModelRegistry(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"), RecordFlavour())
 
 
 @pytest.fixture(scope="session")
@@ -166,11 +167,8 @@ def copy_registry(registry: ModelRegistry, directory: Path) -> ModelRegistry:
 def publish_copy(registry: ModelRegistry, bundle: ModelBundle, spec: ModelSpec | None = None) -> int:
     """Register a bundle as a new version (of churn by default) through the real publish path, untrained."""
     spec = spec or find_spec("churn")
-    matrix, _ = bundle.contract.encode(bundle.metadata["check"]["records"])
-    primary = "model" if list(bundle.boosters) == ["model"] else None
     with training_run(registry, spec):
-        example = pd.DataFrame(matrix, columns=bundle.contract.column_names)
-        return publish(registry, spec, bundle, primary_booster=primary, input_example=example).version
+        return publish(registry, spec, bundle).version
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,7 @@ def churn_lineup(
     corrupt = publish_copy(lineup, good)
     model_id = lineup.client.get_model_version("clm-churn", str(corrupt)).source.removeprefix("models:/")
     location = lineup.client.get_logged_model(model_id).artifact_location
-    (Path(location.removeprefix("file://")) / "model.ubj").write_bytes(b"not a booster")
+    (Path(location.removeprefix("file://")) / "boosters" / "model.ubj").write_bytes(b"not a booster")
     return ChurnLineup(
         registry=lineup,
         good=good_version,

@@ -64,8 +64,11 @@ def test_the_registered_version_carries_its_contract_signature_and_example(
         mlflow.artifacts.download_artifacts(source, tracking_uri=registry.tracking_uri)
     )
     assert model.signature is not None
+    # The pyfunc flavour is the record model: it takes API records, as the API does (tests/test_bulk_scoring.py).
+    assert {"customer_id", "tenure", "contract", "total_charges"} <= set(model.signature.inputs.input_names())
+    assert {"churn_probability", "risk_level"} <= set(model.signature.outputs.input_names())
     assert model.saved_input_example_info is not None
-    assert "xgboost" in model.flavors
+    assert "python_function" in model.flavors
 
 
 def test_left_out_columns_never_reach_the_features(data_dir: Path) -> None:

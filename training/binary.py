@@ -136,15 +136,7 @@ def train_binary(
         log_tables(tables)
         log_holdout_plots(y[hold], p_hold, spec.key)
         bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
-        example = pd.DataFrame(matrix[hold][:5], columns=contract.column_names)
-        ref = publish(
-            registry,
-            spec,
-            bundle,
-            primary_booster=MODEL_KEY,
-            input_example=example,
-            as_challenger=as_challenger,
-        )
+        ref = publish(registry, spec, bundle, as_challenger=as_challenger)
     log.info("%s version %d: holdout ROC AUC %.4f", spec.registered_model, ref.version, figures["roc_auc"])
     return ref, figures
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from model_registry.history import champion_history
-from model_registry.registry import CHAMPION, ModelRegistry
+from model_registry.registry import CHAMPION, ModelRegistry, PyfuncFlavour
 from model_registry.settings import RegistrySettings
 from training import promotion
 from training.data import DataError
@@ -41,9 +41,20 @@ class TrainingSettings(RegistrySettings):
     )
 
 
+# The pyfunc flavour of every version `clm` registers: the record model, which is the service's code
+# (app/bulk/record_model.py). app/cli.py, composing `clm`, hands it over: training never imports app/.
+_flavours: list[PyfuncFlavour] = []
+
+
+def register_with(flavour: PyfuncFlavour) -> None:
+    """Give every version the commands register this pyfunc flavour."""
+    _flavours[:] = [flavour]
+
+
 def _registry(settings: TrainingSettings) -> ModelRegistry:
     Path("var").mkdir(exist_ok=True)
-    return ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
+    flavour = _flavours[0] if _flavours else None
+    return ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root), flavour)
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
@@ -63,7 +74,7 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("alembic", "mlflow", "urllib3"):
+    for noisy in ("alembic", "mlflow", "urllib3", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

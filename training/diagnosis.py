@@ -119,15 +119,7 @@ def train_diagnosis(
             "check": {"records": holdout_listings[:5], "probabilities": {MODEL_KEY: p_hold[:5].tolist()}},
         }
         bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
-        example = pd.DataFrame(matrix[hold][:5], columns=contract.column_names)
-        ref = publish(
-            registry,
-            spec,
-            bundle,
-            primary_booster=MODEL_KEY,
-            input_example=example,
-            as_challenger=as_challenger,
-        )
+        ref = publish(registry, spec, bundle, as_challenger=as_challenger)
     log.info(
         "%s version %d: holdout ROC AUC %.4f; median gaps %.1f for top performers, %.1f for the rest",
         spec.registered_model,

@@ -89,10 +89,7 @@ def train_products(
             },
         }
         bundle = ModelBundle(contract=contract, boosters=boosters, metadata=metadata)
-        example = pd.DataFrame(hold_matrix, columns=contract.column_names)
-        ref = publish(
-            registry, spec, bundle, primary_booster=None, input_example=example, as_challenger=as_challenger
-        )
+        ref = publish(registry, spec, bundle, as_challenger=as_challenger)
     log.info(
         "%s version %d: mean holdout ROC AUC %.4f; hidden product in top 3: %.1f %% (popularity %.1f %%)",
         spec.registered_model,

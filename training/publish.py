@@ -63,16 +63,12 @@ def publish(
     spec: ModelSpec,
     bundle: ModelBundle,
     *,
-    primary_booster: str | None,
-    input_example: pd.DataFrame,
     as_challenger: bool = False,
 ) -> VersionRef:
     """Register the bundle as a new version. The first version becomes champion; later ones only when promoted
     (or, from `clm retrain`, challenger)."""
     mlflow.log_text(json.dumps(bundle.contract.to_dict(), indent=2), "feature_contract.json")
-    ref = registry.register(
-        spec.registered_model, bundle, primary_booster=primary_booster, input_example=input_example
-    )
+    ref = registry.register(spec.registered_model, bundle)
     registry.set_version_tags(
         spec.registered_model,
         ref.version,

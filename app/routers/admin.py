@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.auth import AdminScope
 from app.dependencies import ModelsDep
-from app.errors import error_response_doc
+from app.error_handlers import error_response_doc
 from app.schemas.admin import ReloadResponse
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminScope])

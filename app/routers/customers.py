@@ -8,7 +8,7 @@ from pydantic import AfterValidator
 from app.auth import ScoreScope
 from app.concurrency import read_database
 from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep
-from app.errors import error_response_doc
+from app.error_handlers import error_response_doc
 from app.json_io import scoring_response
 from app.schemas.customers import ProfileResponse
 from app.scoring.customers.profile import build_profile, found, stored_read

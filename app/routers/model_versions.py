@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep
-from app.errors import NotFound, error_response_doc
+from app.error_handlers import error_response_doc
+from app.errors import NotFound
 from app.schemas.model_versions import ModelsResponse
 from app.scoring.runtime.served import describe_served, record_schema_of
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.auth import OutcomesScope, ScoreScope
 from app.dependencies import DatabaseDep, ModelsDep, RequestIdDep, SettingsDep
-from app.errors import error_response_doc
+from app.error_handlers import error_response_doc
 from app.json_io import JsonRoute
 from app.schemas.outcomes import OutcomesRequest, OutcomesResponse, PerformanceResponse
 from app.scoring.batches import check_batch_size

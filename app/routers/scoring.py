@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.auth import ScoreScope
 from app.dependencies import PipelineDep
-from app.errors import error_response_doc
+from app.error_handlers import error_response_doc
 from app.json_io import JsonRoute
 from app.scoring.use_cases.base import UseCase
 from app.scoring.use_cases.pipeline import ScoringPipeline

@@ -17,13 +17,14 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
-
-from fastapi import BackgroundTasks
+from typing import TYPE_CHECKING, Any
 
 from app import metrics
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.scorer import Scorer
+
+if TYPE_CHECKING:  # the use cases import `compare_fields` from here, and run without FastAPI in bulk jobs
+    from fastapi import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
