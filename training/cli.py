@@ -47,13 +47,13 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
-    train = kind_of(spec).train
+    kind = kind_of(spec)
     try:
-        ref, figures = train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
+        ref, figures = kind.train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
     except DataError as exc:
         _fail(str(exc))
     aliases = ", ".join(ref.aliases) or "no alias"
-    typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout ROC AUC {figures['roc_auc']:.4f}")
+    typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout {kind.headline} {figures[kind.headline]:.4f}")
 
 
 @app.callback()
