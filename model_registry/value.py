@@ -64,9 +64,7 @@ class BgNbd:
         a3 = -(r + x) * np.log(alpha + big_t)
         repeat = x > 0
         a4 = np.full_like(x, -np.inf)
-        a4[repeat] = (
-            np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
-        )
+        a4[repeat] = np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
         return float(np.sum(weights * (a1 + a2 + np.logaddexp(a3, a4))))
 
     @classmethod
@@ -138,7 +136,9 @@ class GammaGamma:
     def fit(cls, x: FloatArray, zbar: FloatArray) -> GammaGamma:
         usable = (x > 0) & (zbar > 0)
         if usable.sum() < 10:
-            raise FitError(f"Gamma-Gamma needs customers with repeat purchases; {int(usable.sum())} have them")
+            raise FitError(
+                f"Gamma-Gamma needs customers with repeat purchases; {int(usable.sum())} have them"
+            )
         x, zbar, _, weights = _grouped(x[usable], zbar[usable], np.zeros(int(usable.sum())))
 
         def negative(log_params: FloatArray) -> float:
@@ -199,7 +199,11 @@ class ValueModel:
         return np.asarray(total * spend, dtype=np.float64)
 
     def to_metadata(self) -> dict[str, Any]:
-        return {"bg_nbd": asdict(self.purchases), "gamma_gamma": asdict(self.spend), "terms": asdict(self.terms)}
+        return {
+            "bg_nbd": asdict(self.purchases),
+            "gamma_gamma": asdict(self.spend),
+            "terms": asdict(self.terms),
+        }
 
     @classmethod
     def from_metadata(cls, stored: dict[str, Any]) -> ValueModel:
@@ -217,3 +221,15 @@ def _grouped(*columns: FloatArray) -> tuple[FloatArray, ...]:
     stacked = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
     unique, counts = np.unique(stacked, axis=0, return_counts=True)
     return (*(unique[:, i] for i in range(unique.shape[1])), counts.astype(np.float64))
+
+
+def check_example(metadata: dict[str, Any]) -> None:
+    """A loaded value version must give its stored example's lifetime values again before it serves."""
+    model = ValueModel.from_metadata(metadata["value_model"])
+    example = metadata["value_check"]
+    x, t_x, big_t, zbar = (
+        np.array([r[name] for r in example["records"]], dtype=np.float64)
+        for name in ("frequency", "recency", "t", "monetary_value")
+    )
+    if not np.allclose(model.lifetime_value(x, t_x, big_t, zbar), example["lifetime_value"], rtol=1e-6):
+        raise ValueError("the value model scores its stored example differently")

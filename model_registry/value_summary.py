@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-SUMMARY_FIELDS = ("frequency", "recency", "t", "monetary_value", "current_value")
+SUMMARY_FIELDS = ("frequency", "recency", "t", "monetary_value", "current_value", "past_spend")
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,7 @@ class Summary:
 
     def record(self) -> dict[str, Any]:
         """The summary under its API field names (what the store keeps and /v1/value/score reads)."""
-        fields = asdict(self)
-        return {name: fields[name] for name in SUMMARY_FIELDS}
+        return asdict(self)
 
 
 class SummaryError(ValueError):

@@ -182,7 +182,9 @@ def dataset_of(spec: ModelSpec, frame: pd.DataFrame, exclude: list[str] | None =
     frame = with_derived(frame, spec.data.derived)
     ids = frame[spec.data.id_column]
     if spec.data.target_column is None:
-        raise DataError(f"the spec of {spec.key} names no target_column: its kind {spec.kind!r} has no target")
+        raise DataError(
+            f"the spec of {spec.key} names no target_column: its kind {spec.kind!r} has no target"
+        )
     if spec.data.positive_min is not None:
         target = (pd.to_numeric(frame[spec.data.target_column]) >= spec.data.positive_min).to_numpy(np.int8)
     else:

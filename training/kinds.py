@@ -40,8 +40,6 @@ class Kind:
     needs_target: bool = True  # the spec's data names a 0/1 target
 
 
-
-
 KINDS: dict[str, Kind] = {
     "binary": Kind(train=binary.train_binary, holdout_figures=binary.holdout_figures),
     "products": Kind(train=products.train_products, holdout_figures=products.holdout_figures),

@@ -57,7 +57,9 @@ class GateSettings(BaseSettings):
     max_ece_rise: float = Field(default=0.01, ge=0, description="Largest rise in expected calibration error.")
     max_log_loss_rise: float = Field(default=0.01, ge=0, description="Largest rise in holdout log loss.")
     max_purchases_mae_rise: float = Field(
-        default=0.01, ge=0, description="Value models: largest rise in holdout purchases' mean absolute error."
+        default=0.01,
+        ge=0,
+        description="Value models: largest rise in holdout purchases' mean absolute error.",
     )
     max_capture_drop: float = Field(
         default=0.005, ge=0, description="Value models: largest drop in top-decile holdout revenue capture."

@@ -55,7 +55,8 @@ class DataSpec(_Strict):
     )
     id_field: str | None = Field(default=None, description="The API name of the ID; default: the column's.")
     target_column: str | None = Field(
-        default=None, description="The 0/1 target; every kind but value needs one (value models transactions)."
+        default=None,
+        description="The 0/1 target; every kind but value needs one (value models transactions).",
     )
     positive_values: list[str] = Field(default_factory=list, description="Target values that are positive.")
     positive_min: float | None = Field(

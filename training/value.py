@@ -33,7 +33,7 @@ from model_registry.contract import Feature, FeatureContract
 from model_registry.registry import ModelRegistry, VersionRef
 from model_registry.value import BgNbd, GammaGamma, ValueModel, ValueTerms
 from model_registry.value_summary import SUMMARY_FIELDS, Summary, Transaction, summarise
-from model_registry.value_tiers import TierCutoffs, tier_cutoffs
+from model_registry.value_tiers import Basis, TierCutoffs, tier_cutoffs
 from training.data import DataError, read_source
 from training.publish import log_figures, log_tables, publish, training_run
 from training.spec import ModelSpec
@@ -92,7 +92,9 @@ def read_transactions(spec: ModelSpec, settings: ValueSettings, data_dir: Path) 
     ]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise DataError(f"{spec.data.source} has no column {', '.join(missing)}: check the spec of {spec.key}")
+        raise DataError(
+            f"{spec.data.source} has no column {', '.join(missing)}: check the spec of {spec.key}"
+        )
     frame = frame.dropna(subset=[spec.data.id_column])
     price = pd.to_numeric(frame[settings.price_column])
     quantity = pd.to_numeric(frame[settings.quantity_column])
@@ -154,7 +156,7 @@ def holdout_of(transactions: pd.DataFrame, customers: pd.Index, settings: ValueS
 
 def top_share_captured(ranking: npt.NDArray[np.float64], revenue: npt.NDArray[np.float64]) -> float:
     """Share of the (positive) holdout revenue that the top 10 % of customers by `ranking` brought."""
-    top = np.argsort(-ranking, kind="stable")[: max(1, int(round(TOP_SHARE * len(ranking))))]
+    top = np.argsort(-ranking, kind="stable")[: max(1, round(TOP_SHARE * len(ranking)))]
     positive = np.clip(revenue, 0, None)
     return float(positive[top].sum() / positive.sum())
 
@@ -222,9 +224,7 @@ def evaluate(model: ValueModel, calibration: pd.DataFrame, holdout: Holdout) -> 
 
 
 def _columns(summaries: pd.DataFrame) -> tuple[npt.NDArray[np.float64], ...]:
-    return tuple(
-        summaries[c].to_numpy(np.float64) for c in ("frequency", "recency", "t", "monetary_value")
-    )
+    return tuple(summaries[c].to_numpy(np.float64) for c in ("frequency", "recency", "t", "monetary_value"))
 
 
 def fit(calibration: pd.DataFrame, settings: ValueSettings) -> ValueModel:
@@ -239,9 +239,11 @@ def contract() -> FeatureContract:
         "t": "whole time units from the first purchase to the cut-off",
         "monetary_value": "mean spend of the repeat purchases, net of returns",
         "current_value": "net spend in the current-value period to the cut-off",
+        "past_spend": "net spend up to the cut-off",
     }
     return FeatureContract(
-        id_field=ID_FIELD, features=[Feature(name, "numeric", description=described[name]) for name in SUMMARY_FIELDS]
+        id_field=ID_FIELD,
+        features=[Feature(name, "numeric", description=described[name]) for name in SUMMARY_FIELDS],
     )
 
 
@@ -258,9 +260,13 @@ def train_value(
         model = fit(calibration, settings)
         result = evaluate(model, calibration, holdout)
         figures = result.figures
-        basis = "lifetime_value" if figures["capture_gain_over_past_spend"] >= MIN_CAPTURE_GAIN else "past_spend"
+        basis: Basis = (
+            "lifetime_value" if figures["capture_gain_over_past_spend"] >= MIN_CAPTURE_GAIN else "past_spend"
+        )
         figures["tiers_on_lifetime_value"] = float(basis == "lifetime_value")
-        ranked_on = result.lifetime_value if basis == "lifetime_value" else calibration["past_spend"].to_numpy()
+        ranked_on = (
+            result.lifetime_value if basis == "lifetime_value" else calibration["past_spend"].to_numpy()
+        )
         cutoffs = tier_cutoffs(basis, ranked_on, settings.high_share, settings.mid_share)
         log_figures(figures)
         mlflow.log_dict(model.to_metadata(), "value_model.json")
@@ -268,7 +274,7 @@ def train_value(
         _purchases_plot(result.table, spec.key)
         for name, value in {**model.to_metadata()["bg_nbd"], **model.to_metadata()["gamma_gamma"]}.items():
             mlflow.log_metric(f"param.{name}", value)
-        bundle = _bundle(spec, model, cutoffs, figures, calibration)
+        bundle = _bundle(spec, settings, model, cutoffs, figures, calibration)
         ref = publish(
             registry,
             spec,
@@ -293,6 +299,7 @@ def train_value(
 
 def _bundle(
     spec: ModelSpec,
+    settings: ValueSettings,
     model: ValueModel,
     cutoffs: TierCutoffs,
     figures: dict[str, float],
@@ -307,6 +314,8 @@ def _bundle(
         "description": spec.description,
         "value_model": model.to_metadata(),
         "tiers": cutoffs.to_metadata(),
+        # How serving summarises the transactions a client posts: as training summarised its data.
+        "summary_rules": {"unit_days": settings.unit_days, "current_days": settings.current_days},
         "holdout": figures,
         # A loaded version must give these again before it serves (ValueModel's check).
         "value_check": {

@@ -18,6 +18,7 @@ from app.text import text_problem
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FieldError
 from model_registry.stacking import stack_boosters
+from model_registry.value import check_example as check_value_example
 
 MAX_FACTORS = 5
 IMPACT_DIGITS = 6
@@ -222,6 +223,10 @@ class Scorer:
 
         The TreeSHAP tables must also explain it (and a record with every field missing) as XGBoost's exact
         path does; a booster whose tables do not falls back to that path, logged: slower reasons, never wrong."""
+        if (
+            "value_model" in self.metadata
+        ):  # no booster: parameters and a stored example (model_registry/value.py)
+            check_value_example(self.metadata)
         example = self.metadata.get("check")
         matrix = None
         if example:
