@@ -32,16 +32,17 @@ class TierCutoffs:
             return "high"
         return "mid" if value >= self.mid else "low"
 
-    def reason(self, value: float) -> str:
-        label = BASIS_LABELS[self.basis]
+    def where(self, value: float) -> str:
+        """Where the value falls among the cut-offs, in words."""
         tier = self.tier(value)
         if tier == "high":
-            where = f"at least {self.high:.2f}, the top {self.high_share:.0%}"
-        elif tier == "mid":
-            where = f"between {self.mid:.2f} and {self.high:.2f}"
-        else:
-            where = f"below {self.mid:.2f}"
-        return f"{label} {value:.2f}: {where}"
+            return f"at least {self.high:.2f}, the top {self.high_share:.0%}"
+        if tier == "mid":
+            return f"between {self.mid:.2f} and {self.high:.2f}"
+        return f"below {self.mid:.2f}"
+
+    def reason(self, value: float) -> str:
+        return f"{BASIS_LABELS[self.basis]} {value:.2f}: {self.where(value)}"
 
     def to_metadata(self) -> dict[str, Any]:
         return asdict(self)
