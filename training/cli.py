@@ -57,9 +57,8 @@ def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> 
     except DataError as exc:
         _fail(str(exc))
     aliases = ", ".join(ref.aliases) or "no alias"
-    typer.echo(
-        f"{ref.name} version {ref.version} ({aliases}): holdout {kind.headline} {figures[kind.headline]:.4f}"
-    )
+    figure, label = kind.headline
+    typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout {label} {figures[figure]:.4f}")
 
 
 @app.callback()

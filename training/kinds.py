@@ -36,7 +36,7 @@ class Kind:
     train: Trainer
     holdout_figures: HoldoutEvaluator
     gate_figures: tuple[str, ...] = PROBABILITY_GATE  # what the promotion gate compares (training.promotion)
-    headline: str = "roc_auc"  # the holdout figure `clm train` prints
+    headline: tuple[str, str] = ("roc_auc", "ROC AUC")  # the holdout figure `clm train` prints, and its name
     needs_target: bool = True  # the spec's data names a 0/1 target
 
 
@@ -49,7 +49,7 @@ KINDS: dict[str, Kind] = {
         train=value.train_value,
         holdout_figures=value.holdout_figures,
         gate_figures=("purchases_mae", "top_decile_capture"),
-        headline="purchases_mae",
+        headline=("purchases_mae", "purchases MAE"),
         needs_target=False,
     ),
 }
