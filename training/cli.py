@@ -17,7 +17,7 @@ from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
 from training import promotion
 from training.data import DataError
-from training.kinds import kind_of
+from training.kinds import KINDS, kind_of
 from training.promotion import GateSettings
 from training.spec import ModelSpec, SpecError, find_spec, load_spec, spec_files
 from training.spec_check import LEAK_ROC_AUC, SpecCheck, check_spec
@@ -33,6 +33,7 @@ app.add_typer(spec_app, name="spec")
 value_app = typer.Typer(help="Value lines: their customers' transaction summaries.", no_args_is_help=True)
 app.add_typer(value_app, name="value")
 log = logging.getLogger("clm")
+HEADLINES = tuple(dict.fromkeys(kind.headline[0] for kind in KINDS.values()))
 
 
 class TrainingSettings(RegistrySettings):
@@ -143,11 +144,11 @@ def list_models() -> None:
     for name in names:
         typer.echo(name)
         for ref in registry.versions(name):
-            auc = ref.tags.get("holdout.roc_auc", "?")
+            # The version's headline figure: ROC AUC, or what its kind reports instead (a value model's MAE).
+            figure = next((f for f in HEADLINES if f"holdout.{f}" in ref.tags), "roc_auc")
+            shown = f"{figure}={ref.tags.get(f'holdout.{figure}', '?')}"
             aliases = ",".join(ref.aliases) or "-"
-            typer.echo(
-                f"  version {ref.version:<4} {aliases:<22} roc_auc={auc:<10} {ref.created_at:%Y-%m-%d %H:%M}"
-            )
+            typer.echo(f"  version {ref.version:<4} {aliases:<22} {shown:<18} {ref.created_at:%Y-%m-%d %H:%M}")
 
 
 @app.command()
