@@ -148,7 +148,9 @@ def list_models() -> None:
             figure = next((f for f in HEADLINES if f"holdout.{f}" in ref.tags), "roc_auc")
             shown = f"{figure}={ref.tags.get(f'holdout.{figure}', '?')}"
             aliases = ",".join(ref.aliases) or "-"
-            typer.echo(f"  version {ref.version:<4} {aliases:<22} {shown:<18} {ref.created_at:%Y-%m-%d %H:%M}")
+            typer.echo(
+                f"  version {ref.version:<4} {aliases:<22} {shown:<18} {ref.created_at:%Y-%m-%d %H:%M}"
+            )
 
 
 @app.command()
