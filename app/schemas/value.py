@@ -5,23 +5,45 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from app.schemas.common import JsonInt, RecordCheck, RecordId, ScoringRequest, ScoringResponse
+from app.schemas.common import RecordCheck, RecordId, ScoringRequest, ScoringResponse, integral
+from app.scoring.runtime.scorer import MAX_ID_LENGTH
+from app.text import NO_NUL
 
 # A century of weeks: no summary of a real customer runs longer.
 MAX_UNITS = 5200
 MAX_AMOUNT = 1e9
 
-Units = Annotated[float, Field(ge=0, le=MAX_UNITS, allow_inf_nan=False)]
-Money = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+# Strict: a JSON true is not the number 1.
+Units = Annotated[float, Field(strict=True, ge=0, le=MAX_UNITS, allow_inf_nan=False)]
+Money = Annotated[float, Field(strict=True, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+SALE_OR_RETURN = {
+    # What JSON Schema can say of the sign rule; the service checks it too, naming the path (a 422).
+    "anyOf": [
+        {"properties": {"amount": {"minimum": 0}, "is_return": {"const": False}}},
+        {"properties": {"amount": {"maximum": 0}, "is_return": {"const": True}}, "required": ["is_return"]},
+    ]
+}
+# A customer comes by id, by summary or by transactions: one of them, not null, must be there.
+ONE_WAY_IN = {
+    "anyOf": [
+        {"required": ["customer_id"], "properties": {"customer_id": {"type": ["string", "integer"]}}},
+        {
+            "required": ["frequency", "recency", "t"],
+            "properties": {name: {"type": "number"} for name in ("frequency", "recency", "t")},
+        },
+        {"required": ["transactions"], "properties": {"transactions": {"type": "array"}}},
+    ]
+}
 
 
 class ValueTransaction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=SALE_OR_RETURN)
 
     date: dt.date = Field(description="The day of the invoice line.")
     amount: float = Field(
+        strict=True,
         ge=-MAX_AMOUNT,
         le=MAX_AMOUNT,
         allow_inf_nan=False,
@@ -34,10 +56,15 @@ class ValueTransaction(BaseModel):
 class ValueCustomer(BaseModel):
     """A customer by id (its summary from the line's store), by its summary, or by its transactions."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=ONE_WAY_IN)
 
-    customer_id: RecordId = None
-    frequency: Annotated[JsonInt, Field(ge=0, le=MAX_UNITS)] | None = Field(
+    customer_id: RecordId = Field(
+        default=None,
+        json_schema_extra={"maxLength": MAX_ID_LENGTH, "pattern": NO_NUL},
+        description="A stored customer's id (its summary from the line's store), echoed in its result.",
+    )
+    # The bounds before the validator, as leads.RankRequest.top_k: else the document loses them.
+    frequency: Annotated[StrictInt, Field(ge=0, le=MAX_UNITS), BeforeValidator(integral)] | None = Field(
         default=None, description="Repeat purchases: time units with a purchase after the first."
     )
     recency: Units | None = Field(default=None, description="Time of the last purchase, from the first.")

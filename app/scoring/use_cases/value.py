@@ -16,7 +16,7 @@ from app import metrics
 from app.errors import InvalidRecords
 from app.prediction_log import Prediction
 from app.schemas.value import ValueCustomer, ValueRequest, ValueResponse
-from app.scoring.runtime.scorer import Scorer
+from app.scoring.runtime.scorer import Scorer, field_errors_for_ids
 from app.scoring.runtime.shadow import compare_fields
 from app.scoring.use_cases.base import Record, UseCase
 from model_registry.value import ValueModel
@@ -40,7 +40,7 @@ def from_transactions(scorer: Scorer, customers: list[ValueCustomer], path_prefi
                 problems.append({"path": f"{path}.as_of", "message": "as_of goes with transactions"})
             records.append(record)
             continue
-        sent = sorted(record.keys() & set(SUMMARY_FIELDS))
+        sent = [name for name in SUMMARY_FIELDS if record.get(name) is not None]
         if sent:
             problems.append(
                 {
@@ -93,6 +93,9 @@ def _transaction_problems(
 def score_value(scorer: Scorer, records: list[Record], path_prefix: str) -> list[dict[str, Any]]:
     model = ValueModel.from_metadata(scorer.metadata["value_model"])
     cutoffs = TierCutoffs.from_metadata(scorer.metadata["tiers"])
+    bad_ids = field_errors_for_ids(records, scorer.id_field, path_prefix)
+    if bad_ids:
+        raise InvalidRecords.from_field_errors(bad_ids)
     summaries = _checked_summaries(records, path_prefix)
     x, t_x, big_t, zbar = (np.array([s[i] for s in summaries], dtype=np.float64) for i in range(4))
     months = model.terms.horizon_months
@@ -206,5 +209,6 @@ VALUE = UseCase(
     predictions=lambda _, results: value_predictions(results),
     compare=compare_fields("lifetime_value", "value_tier"),
     from_store=True,
+    typed_records=True,
     prepare=_prepare,
 )
