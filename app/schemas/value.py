@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic.config import JsonDict
 
 from app.schemas.common import RecordCheck, RecordId, ScoringRequest, ScoringResponse, integral
 from app.scoring.runtime.scorer import MAX_ID_LENGTH
@@ -18,7 +19,7 @@ MAX_AMOUNT = 1e9
 # Strict: a JSON true is not the number 1.
 Units = Annotated[float, Field(strict=True, ge=0, le=MAX_UNITS, allow_inf_nan=False)]
 Money = Annotated[float, Field(strict=True, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
-SALE_OR_RETURN = {
+SALE_OR_RETURN: JsonDict = {
     # What JSON Schema can say of the sign rule; the service checks it too, naming the path (a 422).
     "anyOf": [
         {"properties": {"amount": {"minimum": 0}, "is_return": {"const": False}}},
@@ -26,7 +27,7 @@ SALE_OR_RETURN = {
     ]
 }
 # A customer comes by id, by summary or by transactions: one of them, not null, must be there.
-ONE_WAY_IN = {
+ONE_WAY_IN: JsonDict = {
     "anyOf": [
         {"required": ["customer_id"], "properties": {"customer_id": {"type": ["string", "integer"]}}},
         {
