@@ -131,17 +131,19 @@ def score_value(scorer: Scorer, records: list[Record], path_prefix: str) -> list
                 "current_value": record.get("current_value"),
                 "value_tier": None if ranked is None else cutoffs.tier(ranked),
                 "tier_basis": cutoffs.basis,
-                "tier_reason": "past spend unknown: no tier"
-                if ranked is None
-                else cutoffs.reason(ranked)
-                + (
-                    " (lifetime value ranked the holdout no better than past spend)"
-                    if cutoffs.basis == "past_spend"
-                    else ""
-                ),
+                "tier_reason": _tier_reason(cutoffs, ranked),
             }
         )
     return results
+
+
+def _tier_reason(cutoffs: TierCutoffs, ranked: float | None) -> str:
+    if ranked is None:
+        return "past spend unknown: no tier"
+    reason = cutoffs.reason(ranked)
+    if cutoffs.basis == "past_spend":  # the version's lifetime value did no better: it says so
+        reason += " (lifetime value ranked the holdout no better than past spend)"
+    return reason
 
 
 def _checked_summaries(records: list[Record], path_prefix: str) -> list[tuple[float, float, float, float]]:
