@@ -38,10 +38,12 @@ from model_registry.registry import ModelRegistry
 from training.cli import TrainingSettings, register_with
 from training.cli import app as clm
 from training.data import DataError, read_source
-from training.spec import ROW_NUMBER, find_spec
+from training.spec import ROW_NUMBER, ModelSpec, all_specs
 
 # Every version `clm train` and `clm retrain` register carries the record model as its pyfunc flavour.
 register_with(RecordFlavour())
+# The use cases whose lines keep customers in the store (`clm ingest customers --line`).
+STORED_USE_CASES = ("churn", "value")
 db_app = typer.Typer(help="The service's database (CLM_DATABASE_URL).", no_args_is_help=True)
 clm.add_typer(db_app, name="db")
 ingest_app = typer.Typer(
@@ -105,7 +107,7 @@ def ingest_customers_command(
     line: Annotated[
         str | None,
         typer.Option(
-            help="The churn line the customers belong to (its spec says the format); default: Telco."
+            help="The churn or value line the customers belong to (its spec says the format); default: Telco."
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 500,
@@ -136,10 +138,7 @@ def ingest_customers_command(
 def _line_loader(settings: Settings, line: str, file: Path) -> Callable[..., IngestReport]:
     """Loading a line's customers: the file read in the format of the line's spec (separator, missing values,
     ID column), each row checked against the contract of the version the service serves for the line."""
-    try:
-        spec = find_spec("churn", line, TrainingSettings().specs_dir)
-    except LookupError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--line") from exc
+    spec = _stored_line_spec(line)
     registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
     served = registry.resolve(spec.registered_model, settings.alias)
     if served is None:
@@ -155,6 +154,29 @@ def _line_loader(settings: Settings, line: str, file: Path) -> Callable[..., Ing
     frame = frame.rename(columns={spec.data.id_column: contract.id_field})
     frame.columns = [api_name(str(column)) for column in frame.columns]
     return partial(ingest_line_customers, line=line, frame=frame, contract=contract)
+
+
+def _stored_line_spec(line: str) -> ModelSpec:
+    """The spec of a line whose customers the store keeps: a churn line, or a value line (its customers'
+    transaction summaries, `clm value summaries`)."""
+    specs = [
+        spec
+        for spec in all_specs(TrainingSettings().specs_dir)
+        if spec.line == line and spec.use_case in STORED_USE_CASES
+    ]
+    if len(specs) != 1:
+        lines = sorted(
+            {
+                s.line
+                for s in all_specs(TrainingSettings().specs_dir)
+                if s.use_case in STORED_USE_CASES and s.line
+            }
+        )
+        found = "no" if not specs else "more than one"
+        raise typer.BadParameter(
+            f"{found} churn or value line {line!r}; lines: {', '.join(map(str, lines))}", param_hint="--line"
+        )
+    return specs[0]
 
 
 @score_app.command("customers")

@@ -91,6 +91,13 @@ RECORD_FIELDS = Counter(
 CHURN_PROBABILITY = Histogram(
     "clm_churn_probability", "Churn probabilities served", ["model", "version"], buckets=PROBABILITY_BUCKETS
 )
+# Lifetime values served, in the line's currency: most shop customers sit below a few thousand.
+LIFETIME_VALUE = Histogram(
+    "clm_lifetime_value",
+    "Lifetime values served by value models",
+    ["model", "version"],
+    buckets=(10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000),
+)
 # Outbound conversion is rare (11 %): finer buckets at the low end show where most leads sit.
 LEAD_PROBABILITY_BUCKETS = (0.01, 0.02, 0.05, *PROBABILITY_BUCKETS)
 LEAD_CONVERSION_PROBABILITY = Histogram(

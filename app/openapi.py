@@ -45,7 +45,7 @@ def with_record_schemas(document: OpenApi, models: LoadedModels) -> OpenApi:
     for use_case in USE_CASES:
         request = components.get(use_case.request.__name__)
         lines = models.lines(use_case.name)
-        if not lines or request is None:
+        if not lines or request is None or use_case.typed_records:
             continue
         shapes, refs = [], []
         for line in lines:

@@ -50,6 +50,7 @@ class Settings(RegistrySettings):
             "clm-leads-outbound",
             "clm-products",
             "clm-diagnosis",
+            "clm-value-retail",
         ],
         description="Registered models to serve; /readyz is 503 until each has its champion loaded.",
     )

@@ -28,6 +28,21 @@ class ProfileFields(BaseModel):
     value_label: str = Field(default="value", description="How a reason names the value field's figure.")
     value_high: float = Field(default=0.0, description="At least this (kept 24 months) is high value.")
     value_low: float = Field(default=0.0, description="Below this is low value.")
+    # Lifetime value (model_registry/contractual.py): where the line has a value field, training stores tier
+    # cut-offs on it and the profile tiers on lifetime value; the thresholds above serve only older versions.
+    value_period_months: float = Field(
+        default=1.0, gt=0, description="The value field is the margin of this many months (a card: 12)."
+    )
+    margin_rate: float = Field(
+        default=1.0, gt=0, le=1, description="The share of the value field that is margin (1: costs unknown)."
+    )
+    churn_horizon_months: float = Field(
+        default=1.0, gt=0, description="The churn model's probability is of leaving within this many months."
+    )
+    lifetime_months: int = Field(default=60, ge=1, le=600, description="Lifetime value sums at most this.")
+    annual_discount_rate: float = Field(default=0.10, ge=0, le=1)
+    high_share: float = Field(default=0.2, gt=0, lt=1, description="Share of customers of high value.")
+    mid_share: float = Field(default=0.3, gt=0, lt=1, description="Share of mid value; low the rest.")
 
     @model_validator(mode="after")
     def _ordered(self) -> ProfileFields:

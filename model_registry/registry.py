@@ -48,7 +48,7 @@ class RegistryUnavailable(Exception):
 class PyfuncFlavour(Protocol):
     """The MLflow pyfunc flavour a registered version carries: the record model (app/bulk/record_model.py),
     logged as code with the bundle as its artifact. The service supplies it, since model_registry never imports
-    app/; a registry without one registers the bundle alone."""
+    app/; a registry without one registers the bundle alone, as it does a bundle without boosters."""
 
     @property
     def code(self) -> Path: ...  # the models-from-code file MLflow stores with the version
@@ -94,7 +94,9 @@ class ModelRegistry:
         """
         with tempfile.TemporaryDirectory() as tmp:
             bundle.save(Path(tmp) / "bundle")
-            if self.flavour is not None:
+            # A value version (parameters, no trees: model_registry/value.py) has no record model; it is scored
+            # by the service's /v1/value/score only.
+            if self.flavour is not None and bundle.boosters:
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(self.flavour.code),

@@ -84,6 +84,15 @@ def card_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, float]:
     return ref.version, figures["roc_auc"]
 
 
+@pytest.fixture(scope="session")
+def value_trained(registry: ModelRegistry, data_dir: Path) -> tuple[int, dict[str, float]]:
+    """The retail value line (BG/NBD and Gamma-Gamma: seconds, no short fit needed) and its holdout figures."""
+    from training.value import train_value
+
+    ref, figures = train_value(find_spec("value", "retail"), data_dir, registry)
+    return ref.version, figures
+
+
 def make_settings(registry: ModelRegistry, models: list[str], **overrides: object) -> Settings:
     """The app's settings for a test. The background profile refresher is off unless a test turns it on
     (tests/test_profile_refresh.py): tests that count where profiles got their scores, or what

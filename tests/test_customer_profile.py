@@ -38,7 +38,7 @@ def test_a_stored_customer_profile_has_every_part_with_its_model_version_and_fea
     assert body["churn"]["models"] == [churn_ref]
     assert body["offers"]["models"] == [products_ref]
     assert body["lifecycle"]["models"] == [churn_ref]
-    assert body["value"]["models"] == []  # a rule on stored data, no model behind it
+    assert body["value"]["models"] == [churn_ref]  # lifetime value from the churn probability
     assert body["next_best_action"]["models"] == [churn_ref, products_ref]
     assert body["lifecycle"]["stage"] in {"A", "B", "C", "D", "E"}
     assert body["value"]["tier"] in {"high", "mid", "low"}
@@ -103,6 +103,37 @@ def test_a_customer_with_a_recorded_churn_is_in_the_exit_stage(store_client: Tes
     assert body["lifecycle"]["stage"] == "E"
     assert body["lifecycle"]["name"] == "exit"
     assert body["next_best_action"]["action"] in {"win_back", "no_action"}
+
+
+def test_a_telco_profile_shows_current_and_lifetime_value_and_the_channel_follows_the_tier(
+    store_client: TestClient,
+) -> None:
+    body = profile(store_client, "3655-SNQYZ")  # 69 months on a two-year contract, 113.25 a month
+    value = body["value"]
+    assert value["basis"] == "lifetime_value"
+    assert value["current_value"] == 113.25
+    assert value["lifetime_value"] > 113.25 * 12  # a loyal customer: years of margin, discounted
+    assert value["expected_months"] > 12
+    assert value["reason"].startswith(f"lifetime value {value['lifetime_value']:.2f}")
+    assert value["tier"] == "high"
+    action = body["next_best_action"]
+    assert action["value_tier"] == "high"
+    if action["action"] != "nurture":  # nurture is broadcast whatever the value
+        assert action["channel"] == "account_manager"
+
+
+def test_a_churned_high_value_customer_gets_a_win_back_action(store_client: TestClient) -> None:
+    posted = store_client.post(
+        "/v1/outcomes", json={"outcomes": [{"event": "customer_churned", "record_id": "9959-WOFKT"}]}
+    )
+    assert posted.status_code == 200, posted.text
+    body = profile(store_client, "9959-WOFKT")  # 106.70 a month for 71 months
+    assert body["lifecycle"]["stage"] == "E"
+    assert body["value"]["basis"] == "lifetime_value_if_kept"
+    assert body["value"]["tier"] == "high"
+    assert "if won back" in body["value"]["reason"]
+    action = body["next_best_action"]
+    assert (action["action"], action["channel"]) == ("win_back", "account_manager")
 
 
 def test_an_unknown_customer_is_a_404(store_client: TestClient) -> None:

@@ -1,6 +1,6 @@
 """Schemathesis over every route of the OpenAPI document, with all its checks, on SQLite and on PostgreSQL.
 
-The app is the real one: every use case's small real models (churn, products, both lead lines, diagnosis) from
+The app is the real one: every use case's small real models (churn, products, both lead lines, diagnosis, value) from
 the session's MLflow registry, the demo customers stored, and a key with every scope. Whatever a route may
 legitimately answer to a generated request (404 for an unknown customer id, 413 for a batch over the limit) is
 declared in the document itself, so the checks hold the service to what it says, and none is turned off.
@@ -31,7 +31,14 @@ from model_registry.registry import ModelRegistry
 from tests.conftest import ADMIN_KEY, BACKENDS, Databases, load_demo_customers, make_settings
 
 FUZZ_EXAMPLES = int(os.environ.get("CLM_FUZZ_EXAMPLES", "10"))
-EVERY_MODEL = ["clm-churn", "clm-products", "clm-leads-inbound", "clm-leads-outbound", "clm-diagnosis"]
+EVERY_MODEL = [
+    "clm-churn",
+    "clm-products",
+    "clm-leads-inbound",
+    "clm-leads-outbound",
+    "clm-diagnosis",
+    "clm-value-retail",
+]
 # Requests sent per backend, by operation: reported after the run (tests/conftest.py, terminal summary).
 SENT: dict[str, Counter[str]] = {}
 PHASES: dict[str, list[str]] = {}  # per backend: each phase, and why it was skipped when it was
@@ -47,6 +54,7 @@ def served_app(
     inbound_version: int,
     outbound_version: int,
     diagnosis_trained: tuple[int, dict[str, float]],
+    value_trained: tuple[int, dict[str, float]],
     data_dir: Path,
 ) -> Iterator[tuple[str, FastAPI]]:
     backend = str(request.param)
@@ -66,6 +74,30 @@ def test_every_route_keeps_its_contract(served_app: tuple[str, FastAPI]) -> None
             # The key scheme the document declares (X-API-Key), with a key holding every scope; the
             # ignored_auth check also sends requests without it and with a wrong one, and expects them refused.
             "auth": {"openapi": {"APIKeyHeader": {"api_key": ADMIN_KEY}}},
+            # A value customer's rules across its fields, which JSON Schema cannot state (recency after t, a
+            # transaction after the cut-off, a cut-off before the first purchase or in the future, an id not
+            # stored with some of its summary sent), make some bodies valid by the document a 422 naming the
+            # path (tests/test_value.py); everything else of that route is held to the document as elsewhere.
+            "operations": [
+                {
+                    "include-path": "/v1/value/score",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": [
+                                "2xx",
+                                "3xx",
+                                "401",
+                                "403",
+                                "404",
+                                "409",
+                                "422",
+                                "429",
+                                "5xx",
+                            ]
+                        }
+                    },
+                }
+            ],
         }
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)

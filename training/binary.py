@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from model_registry.bundle import ModelBundle
+from model_registry.contractual import lifetime_metadata
 from model_registry.grades import assign_grades, assign_risk_levels
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
@@ -107,6 +108,10 @@ def train_binary(
         tables = {"holdout_deciles": decile_table(y[hold], p_hold)}
         if spec.profile is not None:
             metadata["profile"] = spec.profile.model_dump()
+            if spec.profile.value_field is not None:
+                metadata["lifetime_value"] = lifetime_metadata(
+                    spec.profile, dataset.records(val), p_val, float(y[train].mean())
+                )
         if spec.risk is not None:
             metadata["risk_levels"] = {"high": spec.risk.high, "medium": spec.risk.medium}
             levels = np.asarray(assign_risk_levels(p_hold, metadata["risk_levels"]))

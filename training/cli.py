@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -16,10 +17,11 @@ from model_registry.registry import CHAMPION, ModelRegistry, PyfuncFlavour
 from model_registry.settings import RegistrySettings
 from training import promotion
 from training.data import DataError
-from training.kinds import kind_of
+from training.kinds import KINDS, kind_of
 from training.promotion import GateSettings
 from training.spec import ModelSpec, SpecError, find_spec, load_spec, spec_files
 from training.spec_check import LEAK_ROC_AUC, SpecCheck, check_spec
+from training.value import write_summaries
 
 app = typer.Typer(
     help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True
@@ -28,7 +30,10 @@ models_app = typer.Typer(help="What the registry holds.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 spec_app = typer.Typer(help="Spec files: check one before training it.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
+value_app = typer.Typer(help="Value lines: their customers' transaction summaries.", no_args_is_help=True)
+app.add_typer(value_app, name="value")
 log = logging.getLogger("clm")
+HEADLINES = tuple(dict.fromkeys(kind.headline[0] for kind in KINDS.values()))
 
 
 class TrainingSettings(RegistrySettings):
@@ -58,13 +63,14 @@ def _registry(settings: TrainingSettings) -> ModelRegistry:
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
-    train = kind_of(spec).train
+    kind = kind_of(spec)
     try:
-        ref, figures = train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
+        ref, figures = kind.train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
     except DataError as exc:
         _fail(str(exc))
     aliases = ", ".join(ref.aliases) or "no alias"
-    typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout ROC AUC {figures['roc_auc']:.4f}")
+    figure, label = kind.headline
+    typer.echo(f"{ref.name} version {ref.version} ({aliases}): holdout {label} {figures[figure]:.4f}")
 
 
 @app.callback()
@@ -149,10 +155,12 @@ def list_models() -> None:
     for name in names:
         typer.echo(name)
         for ref in registry.versions(name):
-            auc = ref.tags.get("holdout.roc_auc", "?")
+            # The version's headline figure: ROC AUC, or what its kind reports instead (a value model's MAE).
+            figure = next((f for f in HEADLINES if f"holdout.{f}" in ref.tags), "roc_auc")
+            shown = f"{figure}={ref.tags.get(f'holdout.{figure}', '?')}"
             aliases = ",".join(ref.aliases) or "-"
             typer.echo(
-                f"  version {ref.version:<4} {aliases:<22} roc_auc={auc:<10} {ref.created_at:%Y-%m-%d %H:%M}"
+                f"  version {ref.version:<4} {aliases:<22} {shown:<18} {ref.created_at:%Y-%m-%d %H:%M}"
             )
 
 
@@ -244,6 +252,25 @@ def models_history(
     current = registry.resolve(name, CHAMPION)
     if current is not None and current.version != terms[-1].version:
         typer.echo(f"  note: champion is version {current.version}, moved outside clm (not in this history)")
+
+
+@value_app.command("summaries")
+def value_summaries(
+    out: Annotated[Path, typer.Argument(help="The CSV to write (one row per customer).", dir_okay=False)],
+    as_of: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="The cut-off: summaries of what happened by then.")
+    ],
+    line: Annotated[str, typer.Option(help="The value line.")] = "retail",
+) -> None:
+    """Summarise every customer of a value line's transactions as of a day, in the fields /v1/value/score reads:
+    load them with `clm ingest customers --line LINE OUT` to score customers by id."""
+    settings = TrainingSettings()
+    spec = _find_spec("value", line, settings)
+    try:
+        customers = write_summaries(spec, settings.data_dir, as_of.date(), out)
+    except DataError as exc:
+        _fail(str(exc))
+    typer.echo(f"{out}: {customers} customers of line {line} summarised as of {as_of:%Y-%m-%d}")
 
 
 def _print_check(path: Path, result: SpecCheck) -> None:

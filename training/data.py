@@ -147,7 +147,8 @@ def declared_columns(spec: ModelSpec) -> dict[str, str]:
     named = {column: "categorical" for column in data.categorical}
     named.update({c.column: "checked" for c in data.checked})
     named.update({c.column: "leave_out" for c in data.leave_out})
-    named[data.target_column] = "target_column"
+    if data.target_column is not None:
+        named[data.target_column] = "target_column"
     named[data.id_column] = "id_column"
     return named
 
@@ -180,6 +181,10 @@ def dataset_of(spec: ModelSpec, frame: pd.DataFrame, exclude: list[str] | None =
     """`load_dataset` on rows already read (`read_frame`), so a query runs once."""
     frame = with_derived(frame, spec.data.derived)
     ids = frame[spec.data.id_column]
+    if spec.data.target_column is None:
+        raise DataError(
+            f"the spec of {spec.key} names no target_column: its kind {spec.kind!r} has no target"
+        )
     if spec.data.positive_min is not None:
         target = (pd.to_numeric(frame[spec.data.target_column]) >= spec.data.positive_min).to_numpy(np.int8)
     else:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from model_registry.bundle import ModelBundle
 from model_registry.registry import ModelRegistry, VersionRef
-from training import binary, diagnosis, products
+from training import binary, diagnosis, products, value
 from training.spec import ModelSpec
 
 
@@ -26,19 +26,32 @@ class Trainer(Protocol):
 
 
 HoldoutEvaluator = Callable[[ModelSpec, Path, ModelBundle], dict[str, float]]
-"""`(spec, data_dir, bundle) -> figures` holding at least roc_auc, ece and log_loss."""
+"""`(spec, data_dir, bundle) -> figures` holding at least the kind's gate figures."""
+
+PROBABILITY_GATE = ("roc_auc", "ece", "log_loss")
 
 
 @dataclass(frozen=True)
 class Kind:
     train: Trainer
     holdout_figures: HoldoutEvaluator
+    gate_figures: tuple[str, ...] = PROBABILITY_GATE  # what the promotion gate compares (training.promotion)
+    headline: tuple[str, str] = ("roc_auc", "ROC AUC")  # the holdout figure `clm train` prints, and its name
+    needs_target: bool = True  # the spec's data names a 0/1 target
 
 
 KINDS: dict[str, Kind] = {
     "binary": Kind(train=binary.train_binary, holdout_figures=binary.holdout_figures),
     "products": Kind(train=products.train_products, holdout_figures=products.holdout_figures),
     "diagnosis": Kind(train=diagnosis.train_diagnosis, holdout_figures=diagnosis.holdout_figures),
+    # Not a probability: its gate compares holdout purchase error and top-decile revenue capture.
+    "value": Kind(
+        train=value.train_value,
+        holdout_figures=value.holdout_figures,
+        gate_figures=("purchases_mae", "top_decile_capture"),
+        headline=("purchases_mae", "purchases MAE"),
+        needs_target=False,
+    ),
 }
 
 

@@ -7,7 +7,8 @@ calibration error and log loss (lower is better). The decision and its figures a
 version and written to the champion history (model_registry.history).
 
 How a kind's holdout is scored is the kind's business: its `holdout_figures` in training.kinds.KINDS, a
-function `(spec, data_dir, bundle) -> figures` whose figures hold at least roc_auc, ece and log_loss.
+function `(spec, data_dir, bundle) -> figures` whose figures hold at least the kind's `gate_figures` (roc_auc, ece
+and log_loss for the probability kinds; a value model's purchase error and revenue capture).
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from training.kinds import kind_of
 from training.spec import ModelSpec
 
 # The gate's figures and which way is better.
-HIGHER_IS_BETTER = {"roc_auc": True, "ece": False, "log_loss": False}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "ece": False,
+    "log_loss": False,
+    "purchases_mae": False,
+    "top_decile_capture": True,
+}
 
 
 class PromotionError(Exception):
@@ -49,12 +56,23 @@ class GateSettings(BaseSettings):
     max_roc_auc_drop: float = Field(default=0.005, ge=0, description="Largest holdout ROC AUC drop allowed.")
     max_ece_rise: float = Field(default=0.01, ge=0, description="Largest rise in expected calibration error.")
     max_log_loss_rise: float = Field(default=0.01, ge=0, description="Largest rise in holdout log loss.")
+    max_purchases_mae_rise: float = Field(
+        default=0.01,
+        ge=0,
+        description="Value models: largest rise in holdout purchases' mean absolute error.",
+    )
+    max_capture_drop: float = Field(
+        default=0.005, ge=0, description="Value models: largest drop in top-decile holdout revenue capture."
+    )
 
     def margins(self) -> dict[str, float]:
+        """Every figure's margin; the gate compares those of the model's kind (training.kinds.Kind)."""
         return {
             "roc_auc": self.max_roc_auc_drop,
             "ece": self.max_ece_rise,
             "log_loss": self.max_log_loss_rise,
+            "purchases_mae": self.max_purchases_mae_rise,
+            "top_decile_capture": self.max_capture_drop,
         }
 
 
@@ -165,8 +183,11 @@ def evaluate_gate(
     candidate_figures = holdout_figures(registry, spec, data_dir, candidate)
     champion_figures = holdout_figures(registry, spec, data_dir, champion.version) if champion else {}
     checks = []
+    compared = kind_of(spec).gate_figures
     if champion is not None:
         for figure, margin in margins.items():
+            if figure not in compared:
+                continue
             if figure not in candidate_figures or figure not in champion_figures:
                 raise PromotionError(f"the holdout evaluation of kind {spec.kind!r} gives no {figure}")
             checks.append(GateCheck(figure, candidate_figures[figure], champion_figures[figure], margin))

@@ -54,7 +54,10 @@ class DataSpec(_Strict):
         description=f"The column holding the record's ID, or {ROW_NUMBER!r} (0-based row of a file)."
     )
     id_field: str | None = Field(default=None, description="The API name of the ID; default: the column's.")
-    target_column: str
+    target_column: str | None = Field(
+        default=None,
+        description="The 0/1 target; every kind but value needs one (value models transactions).",
+    )
     positive_values: list[str] = Field(default_factory=list, description="Target values that are positive.")
     positive_min: float | None = Field(
         default=None, description="For a numeric target instead: positive when the value is at least this."
@@ -76,7 +79,10 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_target_rule(self) -> DataSpec:
-        if bool(self.positive_values) == (self.positive_min is not None):
+        if self.target_column is None:
+            if self.positive_values or self.positive_min is not None:
+                raise ValueError("positive_values and positive_min need a target_column")
+        elif bool(self.positive_values) == (self.positive_min is not None):
             raise ValueError("give either positive_values or positive_min")
         return self
 
@@ -150,14 +156,14 @@ class GradeSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    use_case: str = Field(description="churn, leads, products, diagnosis")
+    use_case: str = Field(description="churn, leads, products, diagnosis, value")
     line: str | None = Field(
         default=None,
         description="For use cases with several lines; the spec without a line is the use case's default.",
     )
     registered_model: str
     kind: str = Field(
-        default="binary", description="A kind of training.kinds.KINDS: binary, products, diagnosis."
+        default="binary", description="A kind of training.kinds.KINDS: binary, products, diagnosis, value."
     )
     description: str
     data: DataSpec
@@ -181,6 +187,14 @@ class ModelSpec(_Strict):
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
         return kind
+
+    @model_validator(mode="after")
+    def _target_if_the_kind_has_one(self) -> ModelSpec:
+        from training.kinds import KINDS
+
+        if KINDS[self.kind].needs_target and self.data.target_column is None:
+            raise ValueError(f"kind {self.kind!r} needs data.target_column (and its positive values)")
+        return self
 
     @property
     def key(self) -> str:

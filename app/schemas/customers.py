@@ -49,6 +49,21 @@ class LifecyclePart(DecisionPart):
 
 class ValuePart(DecisionPart):
     tier: Literal["high", "mid", "low"]
+    basis: Literal["lifetime_value", "lifetime_value_if_kept", "bill"] = Field(
+        description="What the tier is on: lifetime value at the churn risk now; for a customer in decline or "
+        "churned, the lifetime value if kept or won back; the bill alone only for a version storing no "
+        "lifetime-value cut-offs (the reason says so)."
+    )
+    current_value: float | None = Field(description="The margin of one month now (null: no value stored).")
+    lifetime_value: float | None = Field(
+        description="Discounted margin over the line's horizon at the churn probability now (README)."
+    )
+    lifetime_value_if_kept: float | None = Field(
+        description="The same at the line's base churn rate: what keeping or winning the customer back is worth."
+    )
+    expected_months: float | None = Field(
+        description="Expected months the customer stays, within the horizon, at the churn probability now."
+    )
 
 
 class NextBestActionPart(Part):

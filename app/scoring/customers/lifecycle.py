@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from model_registry.contractual import contractual_value
 from model_registry.profile_fields import ProfileFields
+from model_registry.value_tiers import TierCutoffs
 
 Intent = Literal["high", "low", "unknown"]
 Action = Literal["cross_sell", "fix_then_sell", "retention_care", "nurture", "win_back", "no_action"]
@@ -30,6 +32,10 @@ DEFAULT_FIRST_TERM_MONTHS = 12
 LOYAL_TENURE_MONTHS = 24
 # Purchase intent is high when the best offer is more likely taken than not.
 HIGH_INTENT_PROPENSITY = 0.5
+# A churned customer is worth winning back only with a real chance of coming back, where a model says (P(alive)).
+MIN_WIN_BACK_P_ALIVE = 0.5
+# In these stages the action is to keep or win back the customer: its tier is the value of doing so.
+AT_STAKE_STAGES = ("D", "E")
 
 CHANNEL_BY_TIER: dict[str, Channel] = {"high": "account_manager", "mid": "outbound_call", "low": "broadcast"}
 
@@ -75,6 +81,61 @@ def value_tier(value: float | None, tenure: int | None, fields: ProfileFields) -
     return Decision("mid", f"{label} {value:.2f}")
 
 
+@dataclass(frozen=True)
+class CustomerValue:
+    tier: str
+    reason: str
+    basis: str  # lifetime_value, lifetime_value_if_kept, bill
+    current_value: float | None = None
+    lifetime_value: float | None = None
+    lifetime_value_if_kept: float | None = None
+    expected_months: float | None = None
+
+
+def customer_value(
+    value: float | None,
+    tenure: int | None,
+    churn_probability: float,
+    stage: str,
+    fields: ProfileFields,
+    lifetime: dict[str, Any] | None,
+) -> CustomerValue:
+    """Current and lifetime value (model_registry/contractual.py) and the tier on the version's stored cut-offs:
+    on lifetime value at the churn risk now, or, in decline and exit, on the value if kept or won back (at the
+    line's base churn rate, against cut-offs on that). A version without cut-offs, or a customer without a value, tiers on the bill alone."""
+    if lifetime is None or value is None:
+        bill = value_tier(value, tenure, fields)
+        why = "no value stored" if value is None else "this version stores no lifetime-value cut-offs"
+        return CustomerValue(bill.value, f"{bill.reason} (on the bill alone: {why})", "bill")
+    at_stake = stage in AT_STAKE_STAGES
+    cutoffs = TierCutoffs.from_metadata(lifetime["tiers_if_kept" if at_stake else "tiers"])
+    now = contractual_value(value, churn_probability, fields)
+    kept = contractual_value(value, lifetime["won_back_churn_probability"], fields)
+    ranked = kept.lifetime_value if at_stake else now.lifetime_value
+    tier = cutoffs.tier(ranked)
+    where = cutoffs.where(ranked)
+    if at_stake:
+        how = "if won back" if stage == "E" else "if kept"
+        reason = (
+            f"lifetime value {how} {ranked:.2f} ({where}) at the line's base churn rate; "
+            f"{fields.value_label} {value:.2f}"
+        )
+    else:
+        reason = (
+            f"lifetime value {ranked:.2f} ({where}): {fields.value_label} {value:.2f}, "
+            f"{now.expected_months:.1f} more months expected at churn probability {churn_probability:.3f}"
+        )
+    return CustomerValue(
+        tier,
+        reason,
+        "lifetime_value_if_kept" if at_stake else "lifetime_value",
+        round(now.monthly_margin, 2),
+        round(now.lifetime_value, 2),
+        round(kept.lifetime_value, 2),
+        round(now.expected_months, 2),
+    )
+
+
 def purchase_intent(best_propensity: float | None) -> Intent:
     if best_propensity is None:
         return "unknown"
@@ -97,13 +158,21 @@ def next_best_action(
     contract: str | None,
     offer: str | None,
     churn_reason: str | None,
+    p_alive: float | None = None,
 ) -> NextAction:
-    """The intent × risk matrix of DOMAIN.md, the channel by value; churned customers are won back if worth it."""
+    """The intent × risk matrix of DOMAIN.md, the channel by value; a churned customer is won back when its value
+    is high and, where a model knows it (P(alive)), it has a real chance of coming back; else left alone."""
     reason = churn_reason or "none stands out"
     channel = CHANNEL_BY_TIER[tier]
     if stage == "E":
-        if tier == "low":
-            return NextAction("no_action", "none", "A former low-value customer: no follow-up.")
+        if tier != "high":
+            return NextAction("no_action", "none", f"A former {tier}-value customer: no follow-up.")
+        if p_alive is not None and p_alive < MIN_WIN_BACK_P_ALIVE:
+            return NextAction(
+                "no_action",
+                "none",
+                f"A former high-value customer unlikely to return (P(alive) {p_alive:.2f}).",
+            )
         return NextAction(
             "win_back",
             channel,

@@ -130,7 +130,14 @@ def build_profile(
     tenure = _field(record, fields.tenure_field)
     contract = _field(record, fields.contract_field)
     stage = lifecycle.lifecycle_stage(tenure, contract, churn["risk_level"], stored.churned_at is not None)
-    tier = lifecycle.value_tier(_field(record, fields.value_field), tenure, fields)
+    value = lifecycle.customer_value(
+        _field(record, fields.value_field),
+        tenure,
+        churn["churn_probability"],
+        stage.value,
+        fields,
+        churn_scorer.metadata.get("lifetime_value"),
+    )
     # Nothing left to offer is low intent; no product model to ask is unknown intent.
     best_propensity = None if scores.offers is None else best["propensity"] if best else 0.0
     intent = lifecycle.purchase_intent(best_propensity)
@@ -138,7 +145,7 @@ def build_profile(
         stage.value,
         churn["risk_level"],
         intent,
-        tier.value,
+        value.tier,
         tenure,
         contract,
         best["product"] if best else None,
@@ -162,7 +169,18 @@ def build_profile(
             "name": lifecycle.STAGE_NAMES[stage.value],
             "reason": stage.reason,
         },
-        "value": {**age, "models": [], "tier": tier.value, "reason": tier.reason},
+        "value": {
+            **age,
+            # The bill alone is a rule on stored data; lifetime value comes from the churn model's probability.
+            "models": [] if value.basis == "bill" else [churn_ref],
+            "tier": value.tier,
+            "reason": value.reason,
+            "basis": value.basis,
+            "current_value": value.current_value,
+            "lifetime_value": value.lifetime_value,
+            "lifetime_value_if_kept": value.lifetime_value_if_kept,
+            "expected_months": value.expected_months,
+        },
         "next_best_action": {
             **age,
             "models": [churn_ref, *offers_refs],
@@ -171,7 +189,7 @@ def build_profile(
             "script": action.script,
             "intent": intent,
             "risk_level": churn["risk_level"],
-            "value_tier": tier.value,
+            "value_tier": value.tier,
         },
     }
 

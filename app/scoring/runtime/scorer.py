@@ -19,6 +19,7 @@ from app.text import text_problem
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FieldError
 from model_registry.stacking import stack_boosters
+from model_registry.value import check_example as check_value_example
 
 MAX_FACTORS = 5
 IMPACT_DIGITS = 6
@@ -251,6 +252,10 @@ class Scorer:
         The walked probabilities and the TreeSHAP tables must first give, on it and on a record with every field
         missing, what XGBoost's own paths give; a booster whose walk or tables do not falls back to XGBoost's
         path, logged: slower, never wrong."""
+        if (
+            "value_model" in self.metadata
+        ):  # no booster: parameters and a stored example (model_registry/value.py)
+            check_value_example(self.metadata)
         example = self.metadata.get("check")
         matrix = self.encode(example["records"], "check") if example else None
         missing = np.full((1, self.bundle.contract.n_columns), np.nan, dtype=np.float32)

@@ -27,6 +27,8 @@ Result = dict[str, Any]
 Score = Callable[[Scorer, list[Record], Any], list[Result]]
 # (scorer, records, results in request order, the request body) -> the results as returned (ranked, cut)
 Arrange = Callable[[Scorer, list[Record], list[Result], Any], list[Result]]
+# (scorer, the request's records as validated, the request body) -> the records the model reads
+Prepare = Callable[[Scorer, list[Any], Any], list[Record]]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class UseCase:
     compare: Compare | None = None  # how shadow scoring compares two results; None: no shadow scoring
     arrange: Arrange | None = None  # results returned in another order than the request's (a ranking)
     from_store: bool = False  # records may be stored customers given by id (app/scoring/customers/store.py)
+    # The request types its records itself (value: id, summary or transactions), so the OpenAPI document keeps
+    # that schema instead of the served version's record schema (app/openapi.py).
+    typed_records: bool = False
+    prepare: Prepare | None = None  # records made from what was sent (a value customer's transactions) first
 
 
 def check_records(

@@ -39,6 +39,8 @@ class ScoringPipeline:
         records: list[Record] = getattr(body, field)
         check_batch_size(records, self.max_batch, field)
         scorer = self.models.for_line(use_case.name, body.line)
+        if use_case.prepare is not None:
+            records = use_case.prepare(scorer, records, body)
         sent = records
         if use_case.from_store:
             records = await fill_from_store(self.database, records, scorer, field, body.line)
