@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,16 +31,36 @@ def training_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run for one training of a spec, with the spec, its XGBoost settings and the left-out columns
     (and why each is left out) logged up front, the same for every model kind."""
+    with _uris_of(registry):
+        experiment_id = registry.experiment_id(spec.registered_model)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {spec.key}") as run:
+            mlflow.set_tags(
+                {"clm.use_case": spec.use_case, "clm.line": spec.line or "", "clm.kind": spec.kind}
+            )
+            mlflow.log_dict(spec.model_dump(mode="json"), "spec.json")
+            mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
+            if left_out is not None:
+                mlflow.log_dict(left_out, "left_out_columns.json")
+            yield run
+
+
+@contextmanager
+def _uris_of(registry: ModelRegistry) -> Iterator[None]:
+    """MLflow pointed at the registry for the run. mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (and
+    the registry's) to the process environment, which outlives the run: a later `Settings()` in the same process
+    (a test, a notebook training two registries) would read that registry instead of its own. Restored after."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
     mlflow.set_tracking_uri(registry.tracking_uri)
     mlflow.set_registry_uri(registry.tracking_uri)
-    experiment_id = registry.experiment_id(spec.registered_model)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {spec.key}") as run:
-        mlflow.set_tags({"clm.use_case": spec.use_case, "clm.line": spec.line or "", "clm.kind": spec.kind})
-        mlflow.log_dict(spec.model_dump(mode="json"), "spec.json")
-        mlflow.log_params({f"xgb.{k}": v for k, v in spec.training.model_dump().items()})
-        if left_out is not None:
-            mlflow.log_dict(left_out, "left_out_columns.json")
-        yield run
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def log_tables(tables: dict[str, pd.DataFrame]) -> None:
