@@ -5,27 +5,37 @@ it in batches. While the database is down the rows wait and the writer retries w
 on; rows that do not fit are dropped and counted (clm_prediction_log_dropped_total), never silently. Each row
 gets its id when it is served, so a batch re-sent after a commit whose answer was lost is not written twice.
 `close` writes what is left before the process exits.
+
+Besides the scores, the log keeps some scored records in full (scored_records, the fields as the model read
+them), written in the same batches and transactions: a share `sample_rate` of all records scored, drawn at
+random (what drift compares with a version's reference profile), and every stored customer scored by id (what
+`clm retrain --from-store` trains on: the record as it was when scored). A record is turned into JSON by the
+writer thread, not on the request path.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pydantic_core import to_json
 from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import metrics
 from app.ids import UniqueIds
+from app.models import ScoredRecord
 from app.repositories import predictions
+from app.repositories.scored_records import RECORD_COLUMNS
 
 if TYPE_CHECKING:
     from app.scoring.runtime.scorer import Scorer
@@ -47,15 +57,34 @@ class Prediction(NamedTuple):
     item: str = ""
 
 
+class ScoredInput(NamedTuple):
+    """One record as a model read it, with its score: kept in full when sampled or scored by id."""
+
+    record_id: str | int | None
+    score: float
+    record: dict[str, Any]
+    by_id: bool  # a stored customer, completed from the customer store
+
+
 class PredictionLog:
-    def __init__(self, engine: Engine, *, capacity: int, batch_size: int, interval: float) -> None:
+    def __init__(
+        self, engine: Engine, *, capacity: int, batch_size: int, interval: float, sample_rate: float = 0.0
+    ) -> None:
         self._engine = engine
         self._ids = UniqueIds()
         self._rows = predictions.DriverRows(engine.dialect)
+        self._record_rows = predictions.DriverRows(
+            engine.dialect,
+            ScoredRecord.__table__,  # type: ignore[arg-type]
+            RECORD_COLUMNS,
+        )
         self.capacity = capacity
         self.batch_size = batch_size
         self.interval = interval
+        self.sample_rate = sample_rate
         self._buffer: deque[predictions.LogRow] = deque()
+        # Scored records waiting, their record still a dict (JSON is made by the writer).
+        self._records: deque[predictions.LogRow] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -74,12 +103,21 @@ class PredictionLog:
         self._writer.start()
 
     def submit(
-        self, route: str, model: str, version: int, request_id: str, scores: Iterable[Prediction]
+        self,
+        route: str,
+        model: str,
+        version: int,
+        request_id: str,
+        scores: Iterable[Prediction],
+        records: Sequence[ScoredInput] = (),
     ) -> None:
-        """Queue scores for writing; never blocks on the database."""
+        """Queue scores (and the records to keep in full) for writing; never blocks on the database."""
+        served_at = datetime.now(UTC)
+        if records:
+            self._keep_records(served_at, model, version, records)
         rows = self._rows.build(
             self._ids,
-            datetime.now(UTC),
+            served_at,
             route[:128],
             model[:128],
             version,
@@ -112,6 +150,38 @@ class PredictionLog:
         if size >= self.batch_size:
             self._wake.set()
 
+    def _keep_records(
+        self, served_at: datetime, model: str, version: int, records: Sequence[ScoredInput]
+    ) -> None:
+        """The sampled records and those scored by id, queued as scored_records rows (record not yet JSON)."""
+        draw = random.random
+        rate = self.sample_rate
+        bound_at = self._record_rows.bind("served_at", served_at)
+        kept = []
+        for scored in records:
+            sampled = draw() < rate
+            if sampled or scored.by_id:
+                record_id = None if scored.record_id is None else str(scored.record_id)[:128]
+                kept.append(
+                    (
+                        next(self._ids),
+                        bound_at,
+                        model,
+                        version,
+                        record_id,
+                        sampled,
+                        scored.score,
+                        scored.record,
+                    )
+                )
+        if not kept:
+            return
+        with self._lock:
+            room = self.capacity - len(self._records)
+            self._records.extend(kept[: max(room, 0)])
+        if len(kept) > room:
+            metrics.SCORED_RECORDS_DROPPED.inc(len(kept) - max(room, 0))
+
     def close(self, timeout: float) -> None:
         """Write what is buffered (retrying for up to `timeout` seconds), then stop; count what could not be."""
         self._deadline = time.monotonic() + timeout
@@ -119,6 +189,8 @@ class PredictionLog:
         self._wake.set()
         # A write in flight may take a connect or lock timeout (5 s) to fail.
         self._writer.join(timeout + 6.0)
+        if self._records:
+            metrics.SCORED_RECORDS_DROPPED.inc(len(self._records))
         left = self.pending
         if left:
             metrics.PREDICTION_LOG_DROPPED.labels("shutdown").inc(left)
@@ -148,16 +220,19 @@ class PredictionLog:
         while True:
             with self._lock:
                 batch = list(itertools.islice(self._buffer, self.batch_size))
-            if not batch:
+                kept = list(itertools.islice(self._records, self.batch_size))
+            if not batch and not kept:
                 return True
             try:
-                self._write_batch(batch)
+                self._write_batch(batch, kept)
             except UNREACHABLE as exc:
                 self._note_failure(exc)
                 return False
             with self._lock:
                 for _ in batch:
                     self._buffer.popleft()
+                for _ in kept:
+                    self._records.popleft()
                 size = len(self._buffer)
             metrics.PREDICTION_LOG_BUFFERED.set(size)
             if self._failing:
@@ -166,27 +241,36 @@ class PredictionLog:
                     "prediction log: the database is back; writing the %d rows that waited", size + len(batch)
                 )
 
-    def _write_batch(self, batch: list[predictions.LogRow]) -> None:
+    def _write_batch(self, batch: list[predictions.LogRow], kept: list[predictions.LogRow]) -> None:
+        records = [(*row[:-1], to_json(row[-1], fallback=str).decode()) for row in kept]
         try:
-            self._write(batch)
+            self._write(batch, records)
         except UNREACHABLE:
             raise
         except Exception:
             # Refused, not unreachable (a value the column cannot hold): keep every row the database accepts
             # and count the others, so one bad row cannot hold the log up for good.
             for row in batch:
-                try:
-                    self._write([row])
-                except UNREACHABLE:
-                    raise
-                except Exception:
-                    metrics.PREDICTION_LOG_DROPPED.labels("refused").inc()
-                    log.exception("prediction log: the database refused a row: %r", row)
+                self._write_refusable([row], [])
+            for row in records:
+                self._write_refusable([], [row])
 
-    def _write(self, rows: list[predictions.LogRow]) -> None:
+    def _write_refusable(self, batch: list[predictions.LogRow], records: list[predictions.LogRow]) -> None:
+        try:
+            self._write(batch, records)
+        except UNREACHABLE:
+            raise
+        except Exception:
+            metrics.PREDICTION_LOG_DROPPED.labels("refused").inc(len(batch))
+            metrics.SCORED_RECORDS_DROPPED.inc(len(records))
+            log.exception("prediction log: the database refused a row: %r", (batch or records)[0])
+
+    def _write(self, rows: list[predictions.LogRow], records: list[predictions.LogRow]) -> None:
         with self._engine.begin() as connection:
             self._rows.append(connection, rows)
+            self._record_rows.append(connection, records)
         metrics.PREDICTION_LOG_WRITTEN.inc(len(rows))
+        metrics.SCORED_RECORDS_WRITTEN.inc(len(records))
 
     def _note_failure(self, exc: Exception) -> None:
         metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
@@ -207,5 +291,7 @@ class RequestPredictions:
     route: str
     request_id: str
 
-    def __call__(self, scorer: Scorer, scores: Iterable[Prediction]) -> None:
-        self.prediction_log.submit(self.route, scorer.name, scorer.version, self.request_id, scores)
+    def __call__(
+        self, scorer: Scorer, scores: Iterable[Prediction], records: Sequence[ScoredInput] = ()
+    ) -> None:
+        self.prediction_log.submit(self.route, scorer.name, scorer.version, self.request_id, scores, records)

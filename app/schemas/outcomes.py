@@ -44,7 +44,7 @@ _RFC3339 = re.compile(
 )
 
 
-def _rfc3339(value: Any) -> Any:
+def rfc3339(value: Any) -> Any:
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
         return value
     raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2026-03-01T10:00:00Z")
@@ -72,7 +72,7 @@ class OutcomeIn(BaseModel):
     line: Name | None = Field(
         default=None, validate_default=True, description="lead_converted: the lead line."
     )
-    observed_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339)] | None = Field(
+    observed_at: Annotated[AwareDatetime, BeforeValidator(rfc3339)] | None = Field(
         default=None,
         description="When it happened, with a time zone; default now. Scores served after it are not counted "
         "as predictions of it.",

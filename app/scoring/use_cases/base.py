@@ -44,6 +44,9 @@ class UseCase:
     compare: Compare | None = None  # how shadow scoring compares two results; None: no shadow scoring
     arrange: Arrange | None = None  # results returned in another order than the request's (a ranking)
     from_store: bool = False  # records may be stored customers given by id (app/scoring/customers/store.py)
+    # The result's one score per record, for the records kept in full (drift, retraining); None: a use case
+    # with several scores per record (products) keeps none.
+    score_field: str | None = None
 
 
 def check_records(
