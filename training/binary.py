@@ -202,8 +202,15 @@ def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dic
     """A registered version's figures on the fixed holdout, scored the way serving scores: API records encoded
     by the version's own contract, then its booster (the promotion gate's hook for the binary kind)."""
     dataset = load_dataset(spec, data_dir)
-    matrix, errors = bundle.contract.encode(dataset.records(dataset.holdout), "holdout")
+    return figures_on(bundle, dataset.records(dataset.holdout), dataset.target[dataset.holdout])
+
+
+def figures_on(
+    bundle: ModelBundle, records: list[dict[str, Any]], targets: npt.ArrayLike
+) -> dict[str, float]:
+    """A version's figures on records and their 0/1 targets, scored the way serving scores them."""
+    matrix, errors = bundle.contract.encode(records, "holdout")
     if errors:
-        raise ValueError(f"the holdout rows do not fit the version's contract: {errors[:3]}")
-    p_hold = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
-    return binary_figures(dataset.target[dataset.holdout], p_hold)
+        raise ValueError(f"the rows do not fit the version's contract: {errors[:3]}")
+    p = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
+    return binary_figures(np.asarray(targets), p)

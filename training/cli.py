@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -14,7 +15,8 @@ from pydantic_settings import SettingsConfigDict
 from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
-from training import promotion
+from training import from_store, promotion
+from training.binary import train_binary_on
 from training.data import DataError
 from training.kinds import kind_of
 from training.promotion import GateSettings
@@ -38,6 +40,18 @@ class TrainingSettings(RegistrySettings):
     specs_dir: Path | None = Field(
         default=None,
         description="A folder of *.toml specs, read besides the packaged ones (training/specs/).",
+    )
+    database_url: str = Field(
+        default="sqlite:///var/clm.db",
+        description="The service's database, read by `clm retrain --from-store` (the service's own setting).",
+    )
+    retrain_min_rows: int = Field(
+        default=500,
+        ge=10,
+        description="`clm retrain --from-store` refuses fewer judged records (outside the fixed holdout).",
+    )
+    retrain_min_positives: int = Field(
+        default=50, ge=1, description="`clm retrain --from-store` refuses fewer positive outcomes among them."
     )
 
 
@@ -149,10 +163,75 @@ def list_models() -> None:
 def retrain(
     use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis")],
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
+    from_store: Annotated[
+        bool,
+        typer.Option(
+            "--from-store",
+            help="Train on the records the service scored by id and the outcomes recorded after their score "
+            "(CLM_DATABASE_URL), not on the spec's file.",
+        ),
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="With --from-store: only records scored at or after this time (UTC unless it says otherwise).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
 ) -> None:
-    """Train a new version on the current data and register it as challenger (the first becomes champion)."""
+    """Train a new version and register it as challenger (the first becomes champion): on the current data, or
+    with --from-store on what the service saw and what happened after."""
     settings = TrainingSettings()
-    _train(_find_spec(use_case, line, settings), settings, as_challenger=True)
+    spec = _find_spec(use_case, line, settings)
+    if since is not None and not from_store:
+        raise typer.BadParameter("--since goes with --from-store")
+    if from_store:
+        _retrain_from_store(spec, settings, since)
+        return
+    _train(spec, settings, as_challenger=True)
+
+
+def _retrain_from_store(spec: ModelSpec, settings: TrainingSettings, since: datetime | None) -> None:
+    registry = _registry(settings)
+    name = spec.registered_model
+    champion = registry.resolve(name, CHAMPION)
+    if champion is None:
+        _fail(
+            f"{name} has no champion: train it from its data first (clm train); the challenger reads its fields"
+        )
+    contract = registry.load(name, champion.version).contract
+    try:
+        rows = from_store.read_store_rows(
+            settings.database_url, spec, since if since is None or since.tzinfo else since.replace(tzinfo=UTC)
+        )
+        dataset, source = from_store.store_dataset(
+            rows,
+            contract,
+            spec,
+            min_rows=settings.retrain_min_rows,
+            min_positives=settings.retrain_min_positives,
+        )
+    except DataError as exc:
+        _fail(str(exc))
+    except from_store.NotEnoughRows as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{name} from the store: {source['rows']:,} records scored by id (from {source['scored_from']} to "
+        f"{source['scored_until']}) with an outcome recorded after their score, {source['positives']:,} "
+        f"positive; {source['fixed_holdout_rows_left_out']:,} more in the fixed holdout, left out"
+    )
+    typer.echo(
+        f"  training {source['train_rows']:,}, early stopping {source['validation_rows']:,}; "
+        f"gate rows: {source['gate_rows']}"
+    )
+    ref, figures = train_binary_on(dataset, spec, registry, as_challenger=True, source=source)
+    aliases = ", ".join(ref.aliases) or "no alias"
+    typer.echo(f"{name} version {ref.version} ({aliases}): ROC AUC {figures['roc_auc']:.4f} on the gate rows")
+    typer.echo(
+        f"judge it against the champion on those rows: clm promote {spec.use_case}"
+        + (f" --line {spec.line}" if spec.line else "")
+    )
 
 
 @app.command()
@@ -287,7 +366,7 @@ def _print_gate(result: promotion.GateResult) -> None:
         return
     typer.echo(
         f"{result.name}: version {result.candidate} against champion version {result.champion}"
-        f" on the same {rows} holdout rows"
+        f" on the same {rows} rows: {result.rows}"
     )
     typer.echo(f"  {'figure':<10} {'candidate':>10} {'champion':>10} {'worst allowed':>14}")
     for check in result.checks:

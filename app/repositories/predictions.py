@@ -7,11 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, and_, case, func, literal, select
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.models import Outcome, PredictionRow
+from app.request_reads import Read
 
 _TABLE: Table = PredictionRow.__table__  # type: ignore[assignment]
 # The order of a row's values: DriverRows.build makes them in this order and the statement names them so.
@@ -108,6 +120,30 @@ class DriverRows:
         connection.exec_driver_sql(
             f"INSERT INTO {self._table_name} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING"
         )
+
+
+# A record's scores by a model, newest first: Core on the table (compiled once), as the other request reads.
+_HISTORY = (
+    select(_TABLE.c.served_at, _TABLE.c.version, _TABLE.c.score)
+    .where(
+        _TABLE.c.model == bindparam("model"),
+        _TABLE.c.record_id == bindparam("record_id"),
+        _TABLE.c.item == bindparam("item"),
+    )
+    .order_by(_TABLE.c.served_at.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
+def history_read(
+    model: str, record_id: str, item: str, limit: int
+) -> Read[list[tuple[datetime, int, float]]]:
+    """A record's last `limit` scores by a model (served_at, version, score), newest first: one round trip."""
+    return Read(
+        _HISTORY,
+        {"model": model, "record_id": record_id, "item": item, "limit": limit},
+        lambda rows: [(at, version, score) for at, version, score in rows],
+    )
 
 
 def count(session: Session, model: str | None = None) -> int:
