@@ -16,7 +16,6 @@ from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry
 from model_registry.settings import RegistrySettings
 from training import from_store, promotion
-from training.binary import train_binary_on
 from training.data import DataError
 from training.kinds import kind_of
 from training.promotion import GateSettings
@@ -192,22 +191,12 @@ def retrain(
 
 
 def _retrain_from_store(spec: ModelSpec, settings: TrainingSettings, since: datetime | None) -> None:
-    registry = _registry(settings)
-    name = spec.registered_model
-    champion = registry.resolve(name, CHAMPION)
-    if champion is None:
-        _fail(
-            f"{name} has no champion: train it from its data first (clm train); the challenger reads its fields"
-        )
-    contract = registry.load(name, champion.version).contract
     try:
-        rows = from_store.read_store_rows(
-            settings.database_url, spec, since if since is None or since.tzinfo else since.replace(tzinfo=UTC)
-        )
-        dataset, source = from_store.store_dataset(
-            rows,
-            contract,
+        ref, figures, source = from_store.retrain_from_store(
             spec,
+            _registry(settings),
+            settings.database_url,
+            since=since if since is None or since.tzinfo else since.replace(tzinfo=UTC),
             min_rows=settings.retrain_min_rows,
             min_positives=settings.retrain_min_positives,
         )
@@ -217,21 +206,20 @@ def _retrain_from_store(spec: ModelSpec, settings: TrainingSettings, since: date
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(
-        f"{name} from the store: {source['rows']:,} records scored by id (from {source['scored_from']} to "
+        f"{ref.name} from the store: {source['rows']:,} records scored by id (from {source['scored_from']} to "
         f"{source['scored_until']}) with an outcome recorded after their score, {source['positives']:,} "
         f"positive; {source['fixed_holdout_rows_left_out']:,} more in the fixed holdout, left out"
     )
     typer.echo(
-        f"  training {source['train_rows']:,}, early stopping {source['validation_rows']:,}; "
+        f"  trained on {source['train_rows']:,}, early stopping on {source['validation_rows']:,}; "
         f"gate rows: {source['gate_rows']}"
     )
-    ref, figures = train_binary_on(dataset, spec, registry, as_challenger=True, source=source)
     aliases = ", ".join(ref.aliases) or "no alias"
-    typer.echo(f"{name} version {ref.version} ({aliases}): ROC AUC {figures['roc_auc']:.4f} on the gate rows")
     typer.echo(
-        f"judge it against the champion on those rows: clm promote {spec.use_case}"
-        + (f" --line {spec.line}" if spec.line else "")
+        f"{ref.name} version {ref.version} ({aliases}): ROC AUC {figures['roc_auc']:.4f} on the gate rows"
     )
+    line = f" --line {spec.line}" if spec.line else ""
+    typer.echo(f"judge it against the champion on those rows: clm promote {spec.use_case}{line}")
 
 
 @app.command()

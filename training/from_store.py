@@ -27,6 +27,8 @@ from sqlalchemy import Boolean, DateTime, bindparam, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from model_registry.contract import FeatureContract
+from model_registry.registry import CHAMPION, ModelRegistry, VersionRef
+from training.binary import train_binary_on
 from training.data import DataError, Dataset, is_holdout, is_validation
 from training.spec import ModelSpec
 
@@ -170,3 +172,27 @@ def _features(records: list[dict[str, Any]], contract: FeatureContract) -> pd.Da
         else:
             columns[feature.name] = pd.Series([None if v is None else str(v) for v in values], dtype="string")
     return pd.DataFrame(columns)
+
+
+def retrain_from_store(
+    spec: ModelSpec,
+    registry: ModelRegistry,
+    database_url: str,
+    *,
+    since: datetime | None,
+    min_rows: int,
+    min_positives: int,
+) -> tuple[VersionRef, dict[str, float], dict[str, Any]]:
+    """Train a challenger on the store's judged records with the champion's fields: the version, its figures
+    on the gate rows and where its rows came from. DataError or NotEnoughRows when it cannot."""
+    champion = registry.resolve(spec.registered_model, CHAMPION)
+    if champion is None:
+        raise DataError(
+            f"{spec.registered_model} has no champion: train it from its data first (clm train); the "
+            "challenger reads the champion's fields"
+        )
+    contract = registry.load(spec.registered_model, champion.version).contract
+    rows = read_store_rows(database_url, spec, since)
+    dataset, source = store_dataset(rows, contract, spec, min_rows=min_rows, min_positives=min_positives)
+    ref, figures = train_binary_on(dataset, spec, registry, as_challenger=True, source=source)
+    return ref, figures, source
