@@ -23,7 +23,7 @@ from app.errors import ModelNotLoaded, NotFound
 from app.repositories import leases
 from app.repositories.scored_records import sampled_window
 from app.scoring.runtime.loaded import LoadedModels
-from app.scoring.runtime.scorer import Scorer
+from model_registry.bundle import ModelBundle
 from model_registry.drift import REFERENCE_FILE, drift
 
 log = logging.getLogger(__name__)
@@ -31,28 +31,36 @@ log = logging.getLogger(__name__)
 LEASE = "drift"
 
 
-def reference_of(scorer: Scorer) -> dict[str, Any]:
-    """The served version's reference profile, or a 404 saying why there is none."""
-    reference = scorer.bundle.documents.get(REFERENCE_FILE)
+def reference_of(name: str, version: int, bundle: ModelBundle) -> dict[str, Any]:
+    """A version's reference profile, or a 404 saying why there is none."""
+    reference = bundle.documents.get(REFERENCE_FILE)
     if reference is None:
         raise NotFound(
-            f"{scorer.name} version {scorer.version} has no reference profile (trained before drift was "
+            f"{name} version {version} has no reference profile (trained before drift was "
             "measured, or a kind that stores none): retrain it to measure drift"
         )
     return reference  # type: ignore[no-any-return]
 
 
 def drift_of(
-    database: Database, scorer: Scorer, since: datetime, until: datetime, *, watch: float, act: float
+    database: Database,
+    name: str,
+    version: int,
+    bundle: ModelBundle,
+    since: datetime,
+    until: datetime,
+    *,
+    watch: float,
+    act: float,
 ) -> dict[str, Any]:
-    """The served version's drift over its sampled records scored in [since, until]."""
-    reference = reference_of(scorer)
+    """A version's drift over its sampled records scored in [since, until]."""
+    reference = reference_of(name, version, bundle)
     with database.session() as session:
-        window = sampled_window(session, scorer.name, scorer.version, since, until)
-    figures = drift(reference, scorer.bundle.contract, window.records, window.scores, watch=watch, act=act)
+        window = sampled_window(session, name, version, since, until)
+    figures = drift(reference, bundle.contract, window.records, window.scores, watch=watch, act=act)
     return {
-        "model": scorer.name,
-        "version": scorer.version,
+        "model": name,
+        "version": version,
         "since": since,
         "until": until,
         **figures,
@@ -121,7 +129,14 @@ class DriftJob:
             try:
                 scorer = self.models.get(name)
                 figures = drift_of(
-                    self.database, scorer, until - self.window, until, watch=self.watch, act=self.act
+                    self.database,
+                    scorer.name,
+                    scorer.version,
+                    scorer.bundle,
+                    until - self.window,
+                    until,
+                    watch=self.watch,
+                    act=self.act,
                 )
             except (ModelNotLoaded, NotFound):
                 continue  # not loaded yet, or a version without a reference: no gauges for it

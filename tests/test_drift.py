@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from app.cli import clm
 from app.db import Database
 from app.drift import DriftJob
 from app.models import ScoredRecord
@@ -218,3 +220,37 @@ def test_an_unknown_model_or_a_since_without_a_time_zone_is_refused(every_record
     response = every_record.get("/v1/models/clm-churn/drift", params={"since": "2026-01-01T00:00:00"})
     assert response.status_code == 422
     assert "time zone" in response.text
+
+
+def test_the_drift_report_is_one_html_file_with_a_plot_per_field(
+    every_record: TestClient,
+    registry: ModelRegistry,
+    database_url: str,
+    telco: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shifted, _ = populations(telco)
+    score(every_record, shifted)
+    wait_until(lambda: kept(database_url) == len(shifted), "the shifted records kept")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    monkeypatch.setenv("CLM_ARTIFACT_ROOT", str(registry.artifact_root))
+    monkeypatch.setenv("CLM_DATABASE_URL", database_url)
+    report = tmp_path / "drift.html"
+    result = CliRunner().invoke(clm, ["drift", "report", "clm-churn", "--output", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "drifting: tenure" in result.output
+    page = report.read_text()
+    fields = drift(every_record)["fields"]
+    # The score's plot, then one per field, each an inline image: the page needs nothing else.
+    assert page.count('src="data:image/png;base64,') == len(fields) + 1
+    assert "http://" not in page
+    assert "https://" not in page
+    assert f"{len(shifted):,} sampled records" in page
+    assert 'id="tenure"' in page
+    assert "tenure: PSI" in page
+    assert "(act)" in page
+
+    unknown = CliRunner().invoke(clm, ["drift", "report", "clm-nothing"])
+    assert unknown.exit_code == 2
+    assert "clm-nothing has no champion version" in unknown.output

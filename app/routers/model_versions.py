@@ -84,14 +84,16 @@ async def model_drift(
     if name not in models.names:
         raise NotFound(f"{name} is not served here; served: {', '.join(models.names)}")
     scorer = models.get(name)
-    reference_of(scorer)  # a version without a reference is a 404 before the database is read
+    reference_of(scorer.name, scorer.version, scorer.bundle)  # none: a 404 before the database is read
     until = datetime.now(UTC)
     start = since or until - timedelta(hours=settings.drift_window_hours)
     figures = await database.run(
         partial(
             drift_of,
             database,
-            scorer,
+            scorer.name,
+            scorer.version,
+            scorer.bundle,
             start,
             until,
             watch=settings.drift_psi_watch,
