@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 from pydantic_core import to_json
 from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 5.0
+# Kept records are written a full batch at a time (a tenth as many as the scores at the default rate), or once
+# the first waiting has waited this many intervals: each write of a table costs its statements whatever its
+# rows, so writing them with every batch of scores cost a third more per 1,000 scores (bench/prediction_log.py).
+RECORDS_WAIT_INTERVALS = 10
 # The database is down, unreachable or too busy: keep the rows and retry.
 UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
@@ -57,13 +61,17 @@ class Prediction(NamedTuple):
     item: str = ""
 
 
-class ScoredInput(NamedTuple):
-    """One record as a model read it, with its score: kept in full when sampled or scored by id."""
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A request's records as the model read them and their results, in the same order: the log keeps some in
+    full (sampled, or stored customers scored by id). Only the kept ones are looked at, so a batch costs the
+    request path one random draw per record (numpy) and Python work per kept record only."""
 
-    record_id: str | int | None
-    score: float
-    record: dict[str, Any]
-    by_id: bool  # a stored customer, completed from the customer store
+    records: Sequence[dict[str, Any]]
+    results: Sequence[dict[str, Any]]
+    score_field: str  # the result's score
+    id_field: str  # the record's id
+    by_id: frozenset[int] = frozenset()  # positions of stored customers, completed from the customer store
 
 
 class PredictionLog:
@@ -82,9 +90,11 @@ class PredictionLog:
         self.batch_size = batch_size
         self.interval = interval
         self.sample_rate = sample_rate
+        self._draw = np.random.default_rng()
         self._buffer: deque[predictions.LogRow] = deque()
-        # Scored records waiting, their record still a dict (JSON is made by the writer).
+        # Scored records waiting, their record still a dict (JSON is made by the writer), since when.
         self._records: deque[predictions.LogRow] = deque()
+        self._records_since = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -109,11 +119,11 @@ class PredictionLog:
         version: int,
         request_id: str,
         scores: Iterable[Prediction],
-        records: Sequence[ScoredInput] = (),
+        records: ScoredBatch | None = None,
     ) -> None:
         """Queue scores (and the records to keep in full) for writing; never blocks on the database."""
         served_at = datetime.now(UTC)
-        if records:
+        if records is not None and (self.sample_rate > 0 or records.by_id):
             self._keep_records(served_at, model, version, records)
         rows = self._rows.build(
             self._ids,
@@ -150,37 +160,36 @@ class PredictionLog:
         if size >= self.batch_size:
             self._wake.set()
 
-    def _keep_records(
-        self, served_at: datetime, model: str, version: int, records: Sequence[ScoredInput]
-    ) -> None:
+    def _keep_records(self, served_at: datetime, model: str, version: int, batch: ScoredBatch) -> None:
         """The sampled records and those scored by id, queued as scored_records rows (record not yet JSON)."""
-        draw = random.random
-        rate = self.sample_rate
+        with self._lock:  # a numpy generator is not to be shared by threads unguarded
+            sampled = set(np.flatnonzero(self._draw.random(len(batch.records)) < self.sample_rate).tolist())
         bound_at = self._record_rows.bind("served_at", served_at)
         kept = []
-        for scored in records:
-            sampled = draw() < rate
-            if sampled or scored.by_id:
-                record_id = None if scored.record_id is None else str(scored.record_id)[:128]
-                kept.append(
-                    (
-                        next(self._ids),
-                        bound_at,
-                        model,
-                        version,
-                        record_id,
-                        sampled,
-                        scored.score,
-                        scored.record,
-                    )
+        for position in sorted(sampled | batch.by_id):
+            record = batch.records[position]
+            record_id = record.get(batch.id_field)
+            kept.append(
+                (
+                    next(self._ids),
+                    bound_at,
+                    model,
+                    version,
+                    None if record_id is None else str(record_id)[:128],
+                    position in sampled,
+                    batch.results[position][batch.score_field],
+                    record,
                 )
+            )
         if not kept:
             return
         with self._lock:
-            room = self.capacity - len(self._records)
-            self._records.extend(kept[: max(room, 0)])
+            room = max(self.capacity - len(self._records), 0)
+            if not self._records:
+                self._records_since = time.monotonic()
+            self._records.extend(kept[:room])
         if len(kept) > room:
-            metrics.SCORED_RECORDS_DROPPED.inc(len(kept) - max(room, 0))
+            metrics.SCORED_RECORDS_DROPPED.inc(len(kept) - room)
 
     def close(self, timeout: float) -> None:
         """Write what is buffered (retrying for up to `timeout` seconds), then stop; count what could not be."""
@@ -220,7 +229,7 @@ class PredictionLog:
         while True:
             with self._lock:
                 batch = list(itertools.islice(self._buffer, self.batch_size))
-                kept = list(itertools.islice(self._records, self.batch_size))
+                kept = list(itertools.islice(self._records, self.batch_size)) if self._records_due() else []
             if not batch and not kept:
                 return True
             try:
@@ -233,6 +242,8 @@ class PredictionLog:
                     self._buffer.popleft()
                 for _ in kept:
                     self._records.popleft()
+                if kept and self._records:
+                    self._records_since = time.monotonic()
                 size = len(self._buffer)
             metrics.PREDICTION_LOG_BUFFERED.set(size)
             if self._failing:
@@ -240,6 +251,14 @@ class PredictionLog:
                 log.info(
                     "prediction log: the database is back; writing the %d rows that waited", size + len(batch)
                 )
+
+    def _records_due(self) -> bool:
+        """Kept records go out a full batch at a time, or when the first has waited long enough, or at shutdown."""
+        return bool(self._records) and (
+            len(self._records) >= self.batch_size
+            or self._stopping.is_set()
+            or time.monotonic() - self._records_since >= RECORDS_WAIT_INTERVALS * self.interval
+        )
 
     def _write_batch(self, batch: list[predictions.LogRow], kept: list[predictions.LogRow]) -> None:
         records = [(*row[:-1], to_json(row[-1], fallback=str).decode()) for row in kept]
@@ -292,6 +311,6 @@ class RequestPredictions:
     request_id: str
 
     def __call__(
-        self, scorer: Scorer, scores: Iterable[Prediction], records: Sequence[ScoredInput] = ()
+        self, scorer: Scorer, scores: Iterable[Prediction], records: ScoredBatch | None = None
     ) -> None:
         self.prediction_log.submit(self.route, scorer.name, scorer.version, self.request_id, scores, records)

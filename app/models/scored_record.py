@@ -13,11 +13,10 @@ from app.models.base import Base
 
 class ScoredRecord(Base):
     __tablename__ = "scored_records"
-    __table_args__ = (
-        # Drift: a model's sampled records of a window. Retraining: a model's records by id.
-        Index(None, "model", "served_at"),
-        Index(None, "model", "record_id"),
-    )
+    # Drift: a model's sampled records of a window. Retraining reads a model's records once, joined with
+    # outcomes by the outcomes' own index: an index by record here would cost every write a third more
+    # (bench/prediction_log.py) for a query run by hand.
+    __table_args__ = (Index(None, "model", "served_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     served_at: Mapped[datetime]

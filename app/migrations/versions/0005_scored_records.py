@@ -32,10 +32,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scored_records")),
     )
     op.create_index(op.f("ix_scored_records_model_served_at"), "scored_records", ["model", "served_at"])
-    op.create_index(op.f("ix_scored_records_model_record_id"), "scored_records", ["model", "record_id"])
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_scored_records_model_record_id"), table_name="scored_records")
     op.drop_index(op.f("ix_scored_records_model_served_at"), table_name="scored_records")
     op.drop_table("scored_records")

@@ -16,7 +16,7 @@ from fastapi import BackgroundTasks, Response
 from app.concurrency import run_scoring
 from app.db import Database
 from app.json_io import results_response
-from app.prediction_log import RequestPredictions, ScoredInput
+from app.prediction_log import RequestPredictions, ScoredBatch
 from app.scoring.batches import check_batch_size
 from app.scoring.customers.store import fill_from_store
 from app.scoring.runtime.loaded import LoadedModels
@@ -47,7 +47,7 @@ class ScoringPipeline:
         self.log(
             scorer,
             use_case.predictions(scorer, results),
-            _scored_inputs(use_case, scorer, sent, records, results),
+            _scored_batch(use_case, scorer, sent, records, results),
         )
         if use_case.compare is not None:
             self.shadow.after_response(
@@ -76,19 +76,24 @@ def _score(
     return results
 
 
-def _scored_inputs(
+def _scored_batch(
     use_case: UseCase, scorer: Scorer, sent: list[Record], records: list[Record], results: list[Result]
-) -> list[ScoredInput]:
-    """Each record as the model read it, with its score, for the log to keep in full when sampled or stored;
-    none for a use case with several scores per record, or whose results are a ranked cut of the records."""
+) -> ScoredBatch | None:
+    """The records as the model read them with their results, for the log to keep some in full; None for a
+    use case with several scores per record, or whose results are a ranked cut of the records."""
     if use_case.score_field is None or use_case.arrange is not None:
-        return []
-    score, id_field = use_case.score_field, scorer.id_field
-    return [
-        # The store completed a record when it is not the one sent: a stored customer scored by id.
-        ScoredInput(record.get(id_field), result[score], record, record is not original)
-        for record, original, result in zip(records, sent, results, strict=True)
-    ]
+        return None
+    # The store completed a record when it is not the one sent: a stored customer scored by id.
+    by_id = (
+        frozenset()
+        if records is sent
+        else frozenset(
+            i
+            for i, (record, original) in enumerate(zip(records, sent, strict=True))
+            if record is not original
+        )
+    )
+    return ScoredBatch(records, results, use_case.score_field, scorer.id_field, by_id)
 
 
 def _without_reasons(body: Any) -> Any:
