@@ -220,6 +220,9 @@ def test_an_unknown_model_or_a_since_without_a_time_zone_is_refused(every_record
     response = every_record.get("/v1/models/clm-churn/drift", params={"since": "2026-01-01T00:00:00"})
     assert response.status_code == 422
     assert "time zone" in response.text
+    response = every_record.get("/v1/models/clm-churn/drift", params={"since": "0001-01-01T00:00:00+01:00"})
+    assert response.status_code == 422
+    assert "out of range" in response.text
 
 
 def test_the_drift_report_is_one_html_file_with_a_plot_per_field(

@@ -5,7 +5,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from app.auth import ScoreScope
 from app.dependencies import DatabaseDep, ModelsDep, RequestIdDep, SettingsDep
@@ -13,7 +13,7 @@ from app.drift import drift_of, reference_of
 from app.errors import NotFound, error_response_doc
 from app.schemas.drift import DriftResponse
 from app.schemas.model_versions import ModelsResponse
-from app.schemas.outcomes import rfc3339
+from app.schemas.outcomes import in_utc, rfc3339
 from app.scoring.runtime.served import describe_served, record_schema_of
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ScoreScope])
@@ -72,6 +72,7 @@ async def model_drift(
     since: Annotated[
         AwareDatetime | None,
         BeforeValidator(rfc3339),
+        AfterValidator(in_utc),
         Query(
             description="Start of the window (RFC 3339 with a time zone); default: CLM_DRIFT_WINDOW_HOURS ago. "
             "The window ends now."

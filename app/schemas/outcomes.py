@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -48,6 +48,14 @@ def rfc3339(value: Any) -> Any:
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
         return value
     raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2026-03-01T10:00:00Z")
+
+
+def in_utc(value: datetime) -> datetime:
+    """The time in UTC, as the database stores it; one that has none (year 1 east of UTC) is refused."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 _RECORD_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": RECORD_ID_LENGTH, "pattern": NO_NUL}
