@@ -53,7 +53,9 @@ def test_retraining_from_the_store_closes_the_loop(
     data_dir: Path,
     databases: Any,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the commands make ./var
     own = copy_registry(registry, tmp_path)  # the challenger goes to a registry of the test's own
     url = databases.new("sqlite")
     load_demo_customers(url, data_dir)
@@ -91,6 +93,21 @@ def test_retraining_from_the_store_closes_the_loop(
     assert len(gate_rows["records"]) == round(len(outcomes) * from_store.GATE_SHARE)
     assert gate.candidate_figures["rows"] == len(gate_rows["records"])
     assert figures["roc_auc"] == pytest.approx(gate.candidate_figures["roc_auc"], abs=1e-9)
+
+    # The same through the commands a user runs: what was found, then the gate's report on those rows.
+    environment = {
+        "MLFLOW_TRACKING_URI": own.tracking_uri,
+        "CLM_ARTIFACT_ROOT": str(own.artifact_root),
+        "CLM_DATABASE_URL": url,
+        "CLM_DATA_DIR": str(data_dir),
+    }
+    retrained = CliRunner().invoke(clm, ["retrain", "churn", "--from-store"], env=environment)
+    assert retrained.exit_code == 0, retrained.output
+    assert f"{len(outcomes):,} records scored by id" in retrained.output
+    assert f"{source['positives']:,} positive" in retrained.output
+    assert "(challenger): ROC AUC" in retrained.output
+    promoted = CliRunner().invoke(clm, ["promote", "churn"], env=environment)
+    assert "newest outcomes recorded in the service's store" in promoted.output, promoted.output
 
 
 def test_a_record_changed_after_its_outcome_trains_as_it_was_scored_before_it(
