@@ -7,10 +7,10 @@ gets its id when it is served, so a batch re-sent after a commit whose answer wa
 `close` writes what is left before the process exits.
 
 Besides the scores, the log keeps some scored records in full (scored_records, the fields as the model read
-them), written in the same batches and transactions: a share `sample_rate` of all records scored, drawn at
-random (what drift compares with a version's reference profile), and every stored customer scored by id (what
-`clm retrain --from-store` trains on: the record as it was when scored). A record is turned into JSON by the
-writer thread, not on the request path.
+them), written by the same thread with the same retries, a full batch at a time (RECORDS_WAIT_INTERVALS): a
+share `sample_rate` of all records scored, drawn at random (what drift compares with a version's reference
+profile), and every stored customer scored by id (what `clm retrain --from-store` trains on: the record as it
+was when scored). A record is turned into JSON by the writer thread, not on the request path.
 """
 
 from __future__ import annotations
