@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,9 @@ from app.bulk.model_ref import ModelRef, UnknownVersion
 from app.bulk.record_model import RecordFlavour, scorer_of
 from app.bulk.spark import spark_command
 from app.db import Database
-from app.errors import ModelNotLoaded
+from app.drift import drift_of
+from app.drift_report import render as render_drift_report
+from app.errors import ModelNotLoaded, NotFound
 from app.ingest import BatchDone, IngestReport, ingest_customers, ingest_line_customers
 from app.prescore import BatchScored, prescore_profiles
 from app.scoring.customers.profile import products_scorer_of
@@ -55,6 +58,11 @@ score_app = typer.Typer(
     no_args_is_help=True,
 )
 clm.add_typer(score_app, name="score")
+drift_app = typer.Typer(
+    help="Drift of the served versions: their sampled records against their reference profiles.",
+    no_args_is_help=True,
+)
+clm.add_typer(drift_app, name="drift")
 log = logging.getLogger("clm.ingest")
 score_log = logging.getLogger("clm.score")
 
@@ -92,6 +100,56 @@ def _migrated_database() -> Database:
         typer.echo(f"database {database.url.render_as_string()} {state}: {message}", err=True)
         raise typer.Exit(1)
     return database
+
+
+@drift_app.command("report")
+def drift_report_command(
+    name: Annotated[str, typer.Argument(help="The registered model, e.g. clm-churn.", show_default=False)],
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Start of the window (UTC unless it says otherwise); default: CLM_DRIFT_WINDOW_HOURS ago.",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="The HTML file; default: drift-NAME.html")] = None,
+) -> None:
+    """Write a self-contained HTML report of the served version's drift (CLM_ALIAS): every field's PSI, the
+    score's, and a plot per field of the reference against the window's sampled records."""
+    settings = Settings()
+    registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
+    served = registry.resolve(name, settings.alias)
+    if served is None:
+        typer.echo(f"error: {name} has no {settings.alias} version in the registry", err=True)
+        raise typer.Exit(2)
+    bundle = registry.load(name, served.version)
+    until = datetime.now(UTC)
+    start = until - timedelta(hours=settings.drift_window_hours) if since is None else since
+    database = _migrated_database()
+    try:
+        figures = drift_of(
+            database,
+            name,
+            served.version,
+            bundle,
+            start if start.tzinfo else start.replace(tzinfo=UTC),
+            until,
+            watch=settings.drift_psi_watch,
+            act=settings.drift_psi_act,
+        )
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+    path = output or Path(f"drift-{name}.html")
+    path.write_text(render_drift_report(figures))
+    drifting = [f["field"] for f in figures["fields"] if f["status"] in ("watch", "act")]
+    typer.echo(
+        f"{name} version {served.version}: {figures['records']:,} sampled records; score PSI "
+        f"{figures['score']['psi'] if figures['score']['psi'] is None else round(figures['score']['psi'], 4)}; "
+        f"drifting: {', '.join(drifting) or 'none'}; report written to {path}"
+    )
 
 
 @ingest_app.command("customers")

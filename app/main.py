@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth import KeyRing
 from app.db import Database
+from app.drift import DriftJob
 from app.error_handlers import install_error_handlers
 from app.errors import DatabaseUnavailable
 from app.guard import RequestGuard
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             capacity=settings.prediction_log_capacity,
             batch_size=settings.prediction_log_batch,
             interval=settings.prediction_log_interval,
+            sample_rate=settings.drift_sample_rate,
         )
         prediction_log.start()
         watcher.start()
@@ -96,6 +99,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 follow_registry=settings.reload_interval_seconds > 0,
             )
             refresher.start()
+        drift_job = None
+        if settings.drift_job:
+            drift_job = DriftJob(
+                database,
+                loaded,
+                interval=settings.drift_interval,
+                window=timedelta(hours=settings.drift_window_hours),
+                watch=settings.drift_psi_watch,
+                act=settings.drift_psi_act,
+            )
+            drift_job.start()
         # Everything loaded so far (MLflow, SQLAlchemy, the boosters' Python side: ~340,000 objects) lives as
         # long as the process. Frozen, it is left out of the cyclic collector's full passes, which otherwise
         # walked it all (260 ms) every few large requests: the p99 of 1,000-row batches was that pause.
@@ -111,11 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "profile_memo": ScoreMemo(settings.profile_memo_size),
                 "shadow": shadow,
                 "profile_refresher": refresher,
+                "drift_job": drift_job,
             }
         finally:
             database_check.cancel()
             if refresher is not None:
                 await run_in_threadpool(refresher.stop)
+            if drift_job is not None:
+                await run_in_threadpool(drift_job.stop)
             watcher.stop()
             await run_in_threadpool(prediction_log.close, settings.prediction_log_shutdown_timeout)
             await database.aclose()

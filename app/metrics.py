@@ -44,6 +44,40 @@ PREDICTION_LOG_DROPPED = Counter(
 PREDICTION_LOG_WRITE_FAILURES = Counter(
     "clm_prediction_log_write_failures_total", "Prediction-log writes that failed and will be retried"
 )
+SCORED_RECORDS_WRITTEN = Counter(
+    "clm_scored_records_written_total",
+    "Scored records kept in full (sampled for drift, or stored customers scored by id) and written",
+)
+SCORED_RECORDS_DROPPED = Counter(
+    "clm_scored_records_dropped_total",
+    "Scored records to keep in full that were lost: buffer full, unwritten at shutdown, or refused",
+)
+# Set by the process holding the drift job's lease only (as the refresher's backlog): the holder's last values.
+DRIFT_FIELD_PSI = Gauge(
+    "clm_drift_psi",
+    "Population stability index of a field: the served model's sampled records of the drift window against "
+    "the version's reference profile (0.1 watch, 0.25 act)",
+    ["model", "version", "field"],
+    multiprocess_mode="livemostrecent",
+)
+DRIFT_SCORE_PSI = Gauge(
+    "clm_drift_score_psi",
+    "Population stability index of the scores served in the drift window against the version's reference",
+    ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
+DRIFT_FIELDS_DRIFTING = Gauge(
+    "clm_drift_fields_drifting_share",
+    "Share of the model's fields whose PSI is at or above the watch threshold (CLM_DRIFT_PSI_WATCH)",
+    ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
+DRIFT_RECORDS = Gauge(
+    "clm_drift_records",
+    "Sampled records in the drift window the figures were computed from",
+    ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
 PROFILE_SCORES = Counter(
     "clm_profile_scores_total",
     "Where customer profiles got their scores: stored by the batch job, remembered by the worker, or scored",

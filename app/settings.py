@@ -149,6 +149,48 @@ class Settings(RegistrySettings):
         description="How long the refresher's lease lasts unless renewed (every check and every batch): a "
         "holder that dies without giving it up is replaced this long after its last renewal.",
     )
+    drift_sample_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of scored records the prediction log keeps in full, drawn at random, for drift "
+        "(stored customers scored by id are kept in full whatever it is, for `clm retrain --from-store`); 0: "
+        "none sampled.",
+    )
+    drift_psi_watch: float = Field(
+        default=0.1, gt=0, description="PSI at or above which a field (or the score) drifts: watch it."
+    )
+    drift_psi_act: float = Field(
+        default=0.25, gt=0, description="PSI at or above which a field (or the score) drifts so much: act."
+    )
+    drift_window_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="The drift gauges' window: the sampled records of the last this many hours (7 days); the "
+        "drift route's default `since`.",
+    )
+    drift_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between the drift job's computations (in one process of all sharing the "
+        "database: the holder of its lease).",
+    )
+    drift_job: bool = Field(
+        default=True,
+        description="Compute the drift gauges in the background; false: only the route computes.",
+    )
+    score_trend_scorings: int = Field(
+        default=5,
+        ge=3,
+        le=100,
+        description="The profile's score trend reads a customer's last this many distinct scorings.",
+    )
+    score_trend_min_slope: float = Field(
+        default=0.01,
+        gt=0,
+        description="The least-squares slope of the score per scoring above which the trend is rising (below "
+        "its negative: falling; between: steady).",
+    )
     prediction_log_shutdown_timeout: float = Field(
         default=10.0, ge=0, description="Seconds the shutdown waits for the prediction log to be written."
     )
@@ -177,6 +219,8 @@ class Settings(RegistrySettings):
                 "CLM_PROFILE_REFRESH_LEASE_SECONDS must be at least twice CLM_PROFILE_REFRESH_INTERVAL: the "
                 "holder renews its lease at every check, and one late check must not lose it"
             )
+        if self.drift_psi_act < self.drift_psi_watch:
+            raise ValueError("CLM_DRIFT_PSI_ACT must be at least CLM_DRIFT_PSI_WATCH")
         return self
 
     def key_scopes(self) -> dict[str, frozenset[Scope]]:

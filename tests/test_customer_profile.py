@@ -206,9 +206,10 @@ def score_customers_cli(registry: ModelRegistry, database_url: str, models: str)
 
 
 def without_ages(body: dict) -> dict:
-    """A profile without what differs between two views of the same customer: request id and feature age."""
+    """A profile without what differs between two views of the same customer: request id, feature age, and the
+    score's trend (each view's score is logged, so the next view's history holds one more)."""
     return {
-        part: {k: v for k, v in value.items() if k != "features_age_seconds"}
+        part: {k: v for k, v in value.items() if k not in ("features_age_seconds", "trend")}
         if isinstance(value, dict)
         else value
         for part, value in body.items()

@@ -512,7 +512,10 @@ def test_two_worker_processes_one_holder_and_a_stalled_holder_is_replaced_and_wr
         wait_until(lambda: metrics().get("clm_profile_refresh_lease") == 1, "one holder in /metrics again")
         assert holder() == second
         with database.engine.connect() as connection:
-            assert connection.execute(select(func.count()).select_from(Lease)).scalar_one() == 1
+            leases_held = (
+                select(func.count()).select_from(Lease).where(Lease.name == LEASE)
+            )  # not the drift job's
+            assert connection.execute(leases_held).scalar_one() == 1
     finally:
         if stopped is not None:
             os.kill(stopped, signal.SIGCONT)

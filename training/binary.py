@@ -11,12 +11,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from model_registry.bundle import ModelBundle
+from model_registry.bundle import GATE_ROWS_FILE, ModelBundle
 from model_registry.contractual import lifetime_metadata
+from model_registry.drift import REFERENCE_FILE, reference_profile
 from model_registry.grades import assign_grades, assign_risk_levels
 from model_registry.registry import ModelRegistry, VersionRef
 from training.booster import fit_booster
-from training.data import build_contract, encode_training_records, id_field, load_dataset
+from training.data import Dataset, build_contract, encode_training_records, id_field, load_dataset
 from training.evaluation import binary_figures, decile_table
 from training.publish import log_figures, log_holdout_plots, log_tables, publish, training_run
 from training.spec import GradeSpec, ModelSpec
@@ -87,7 +88,20 @@ def describe_grades(grades: list[dict[str, Any]], table: pd.DataFrame) -> None:
 def train_binary(
     spec: ModelSpec, data_dir: Path, registry: ModelRegistry, *, as_challenger: bool = False
 ) -> tuple[VersionRef, dict[str, float]]:
-    dataset = load_dataset(spec, data_dir)
+    return train_binary_on(load_dataset(spec, data_dir), spec, registry, as_challenger=as_challenger)
+
+
+def train_binary_on(
+    dataset: Dataset,
+    spec: ModelSpec,
+    registry: ModelRegistry,
+    *,
+    as_challenger: bool = False,
+    source: dict[str, Any] | None = None,
+) -> tuple[VersionRef, dict[str, float]]:
+    """Train on a dataset (the spec's file, or the service's own records: training/from_store.py), figures on
+    its holdout rows. `source` says where the rows came from when not from the spec's file; it is stored with
+    the version, and its holdout rows become the version's gate rows (training/promotion.py)."""
     contract = build_contract(dataset, id_field(spec), spec.training.min_category_count)
     matrix = encode_training_records(contract, dataset.records())
     y = dataset.target
@@ -132,6 +146,17 @@ def train_binary(
             for grade in grades:
                 log.info("%s", grade["meaning"])
         metadata["holdout"] = figures
+        documents: dict[str, Any] = {
+            # What drift is measured against: the training rows' fields and the validation rows' scores.
+            REFERENCE_FILE: reference_profile(contract, dataset.records(train), p_val),
+        }
+        if source is not None:
+            metadata["source"] = source
+            documents[GATE_ROWS_FILE] = {
+                "description": source["gate_rows"],
+                "records": dataset.records(hold),
+                "targets": y[hold].tolist(),
+            }
         # A few holdout rows and their scores: a freshly loaded version must reproduce them before it serves.
         metadata["check"] = {
             "records": dataset.records(hold)[:5],
@@ -140,7 +165,9 @@ def train_binary(
         log_figures(figures)
         log_tables(tables)
         log_holdout_plots(y[hold], p_hold, spec.key)
-        bundle = ModelBundle(contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata)
+        bundle = ModelBundle(
+            contract=contract, boosters={MODEL_KEY: booster}, metadata=metadata, documents=documents
+        )
         ref = publish(registry, spec, bundle, as_challenger=as_challenger)
     log.info("%s version %d: holdout ROC AUC %.4f", spec.registered_model, ref.version, figures["roc_auc"])
     return ref, figures
@@ -172,8 +199,15 @@ def holdout_figures(spec: ModelSpec, data_dir: Path, bundle: ModelBundle) -> dic
     """A registered version's figures on the fixed holdout, scored the way serving scores: API records encoded
     by the version's own contract, then its booster (the promotion gate's hook for the binary kind)."""
     dataset = load_dataset(spec, data_dir)
-    matrix, errors = bundle.contract.encode(dataset.records(dataset.holdout), "holdout")
+    return figures_on(bundle, dataset.records(dataset.holdout), dataset.target[dataset.holdout])
+
+
+def figures_on(
+    bundle: ModelBundle, records: list[dict[str, Any]], targets: npt.ArrayLike
+) -> dict[str, float]:
+    """A version's figures on records and their 0/1 targets, scored the way serving scores them."""
+    matrix, errors = bundle.contract.encode(records, "holdout")
     if errors:
-        raise ValueError(f"the holdout rows do not fit the version's contract: {errors[:3]}")
-    p_hold = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
-    return binary_figures(dataset.target[dataset.holdout], p_hold)
+        raise ValueError(f"the rows do not fit the version's contract: {errors[:3]}")
+    p = np.asarray(bundle.boosters[MODEL_KEY].inplace_predict(matrix), dtype=np.float64)
+    return binary_figures(np.asarray(targets), p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -15,7 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from model_registry.history import champion_history
 from model_registry.registry import CHAMPION, ModelRegistry, PyfuncFlavour
 from model_registry.settings import RegistrySettings
-from training import promotion
+from training import from_store, promotion
 from training.data import DataError
 from training.kinds import KINDS, kind_of
 from training.promotion import GateSettings
@@ -43,6 +43,18 @@ class TrainingSettings(RegistrySettings):
     specs_dir: Path | None = Field(
         default=None,
         description="A folder of *.toml specs, read besides the packaged ones (training/specs/).",
+    )
+    database_url: str = Field(
+        default="sqlite:///var/clm.db",
+        description="The service's database, read by `clm retrain --from-store` (the service's own setting).",
+    )
+    retrain_min_rows: int = Field(
+        default=500,
+        ge=10,
+        description="`clm retrain --from-store` refuses fewer judged records (outside the fixed holdout).",
+    )
+    retrain_min_positives: int = Field(
+        default=50, ge=1, description="`clm retrain --from-store` refuses fewer positive outcomes among them."
     )
 
 
@@ -168,10 +180,64 @@ def list_models() -> None:
 def retrain(
     use_case: Annotated[str, typer.Argument(help="churn, leads, products, diagnosis")],
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
+    from_store: Annotated[
+        bool,
+        typer.Option(
+            "--from-store",
+            help="Train on the records the service scored by id and the outcomes recorded after their score "
+            "(CLM_DATABASE_URL), not on the spec's file.",
+        ),
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="With --from-store: only records scored at or after this time (UTC unless it says otherwise).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
 ) -> None:
-    """Train a new version on the current data and register it as challenger (the first becomes champion)."""
+    """Train a new version and register it as challenger (the first becomes champion): on the current data, or
+    with --from-store on what the service saw and what happened after."""
     settings = TrainingSettings()
-    _train(_find_spec(use_case, line, settings), settings, as_challenger=True)
+    spec = _find_spec(use_case, line, settings)
+    if since is not None and not from_store:
+        raise typer.BadParameter("--since goes with --from-store")
+    if from_store:
+        _retrain_from_store(spec, settings, since)
+        return
+    _train(spec, settings, as_challenger=True)
+
+
+def _retrain_from_store(spec: ModelSpec, settings: TrainingSettings, since: datetime | None) -> None:
+    try:
+        ref, figures, source = from_store.retrain_from_store(
+            spec,
+            _registry(settings),
+            settings.database_url,
+            since=since if since is None or since.tzinfo else since.replace(tzinfo=UTC),
+            min_rows=settings.retrain_min_rows,
+            min_positives=settings.retrain_min_positives,
+        )
+    except DataError as exc:
+        _fail(str(exc))
+    except from_store.NotEnoughRows as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{ref.name} from the store: {source['rows']:,} records scored by id (from {source['scored_from']} to "
+        f"{source['scored_until']}) with an outcome recorded after their score, {source['positives']:,} "
+        f"positive; {source['fixed_holdout_rows_left_out']:,} more in the fixed holdout, left out"
+    )
+    typer.echo(
+        f"  trained on {source['train_rows']:,}, early stopping on {source['validation_rows']:,}; "
+        f"gate rows: {source['gate_rows']}"
+    )
+    aliases = ", ".join(ref.aliases) or "no alias"
+    typer.echo(
+        f"{ref.name} version {ref.version} ({aliases}): ROC AUC {figures['roc_auc']:.4f} on the gate rows"
+    )
+    line = f" --line {spec.line}" if spec.line else ""
+    typer.echo(f"judge it against the champion on those rows: clm promote {spec.use_case}{line}")
 
 
 @app.command()
@@ -325,7 +391,7 @@ def _print_gate(result: promotion.GateResult) -> None:
         return
     typer.echo(
         f"{result.name}: version {result.candidate} against champion version {result.champion}"
-        f" on the same {rows} holdout rows"
+        f" on the same {rows} rows: {result.rows}"
     )
     typer.echo(f"  {'figure':<10} {'candidate':>10} {'champion':>10} {'worst allowed':>14}")
     for check in result.checks:

@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_registry.bundle import GATE_ROWS_FILE
 from model_registry.history import (
     FORCED_PROMOTE,
     PROMOTE,
@@ -31,6 +32,7 @@ from model_registry.history import (
     rollback_target,
 )
 from model_registry.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionRef
+from training.binary import figures_on
 from training.kinds import kind_of
 from training.spec import ModelSpec
 
@@ -42,6 +44,7 @@ HIGHER_IS_BETTER = {
     "purchases_mae": False,
     "top_decile_capture": True,
 }
+FIXED_HOLDOUT = "the fixed holdout of EVALUATION.md"
 
 
 class PromotionError(Exception):
@@ -106,6 +109,7 @@ class GateResult:
     champion_figures: dict[str, float]
     checks: list[GateCheck]
     forced: bool
+    rows: str = FIXED_HOLDOUT  # what both versions were scored on
 
     @property
     def passed(self) -> bool:
@@ -135,6 +139,7 @@ class GateResult:
         return {
             "decision": self.decision,
             "champion_version": self.champion,
+            "rows": self.rows,
             "figures": {
                 c.figure: {
                     "candidate": round(c.candidate, 6),
@@ -151,6 +156,7 @@ class GateResult:
             "gate.decision": self.decision,
             "gate.at": at.isoformat(),
             "gate.champion_version": self.champion if self.champion is not None else "none",
+            "gate.rows": self.rows,
             "gate.reasons": "; ".join(self.reasons) or "none",
         }
         for check in self.checks:
@@ -177,11 +183,27 @@ def evaluate_gate(
     *,
     force: bool = False,
 ) -> GateResult:
-    """Score candidate and champion on the same holdout rows and compare them figure by figure."""
+    """Score candidate and champion on the same rows and compare them figure by figure: the fixed holdout, or,
+    for a candidate trained on the service's own records, the newest outcomes it was not trained on (its gate
+    rows, stored with it)."""
     name = spec.registered_model
     champion = registry.resolve(name, CHAMPION)
-    candidate_figures = holdout_figures(registry, spec, data_dir, candidate)
-    champion_figures = holdout_figures(registry, spec, data_dir, champion.version) if champion else {}
+    bundle = registry.load(name, candidate, nthread=2)
+    gate_rows = bundle.documents.get(GATE_ROWS_FILE)
+    if gate_rows is None:
+        rows = FIXED_HOLDOUT
+        candidate_figures = kind_of(spec).holdout_figures(spec, data_dir, bundle)
+        champion_figures = holdout_figures(registry, spec, data_dir, champion.version) if champion else {}
+    else:
+        rows = gate_rows["description"]
+        candidate_figures = figures_on(bundle, gate_rows["records"], gate_rows["targets"])
+        champion_figures = (
+            figures_on(
+                registry.load(name, champion.version, nthread=2), gate_rows["records"], gate_rows["targets"]
+            )
+            if champion
+            else {}
+        )
     checks = []
     compared = kind_of(spec).gate_figures
     if champion is not None:
@@ -199,6 +221,7 @@ def evaluate_gate(
         champion_figures=champion_figures,
         checks=checks,
         forced=force,
+        rows=rows,
     )
 
 

@@ -7,5 +7,15 @@ from app.models.line_customer import LineCustomer
 from app.models.outcome import Outcome
 from app.models.prediction import PredictionRow
 from app.models.profile_scores import StoredProfileScores
+from app.models.scored_record import ScoredRecord
 
-__all__ = ["Base", "Customer", "Lease", "LineCustomer", "Outcome", "PredictionRow", "StoredProfileScores"]
+__all__ = [
+    "Base",
+    "Customer",
+    "Lease",
+    "LineCustomer",
+    "Outcome",
+    "PredictionRow",
+    "ScoredRecord",
+    "StoredProfileScores",
+]

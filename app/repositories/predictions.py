@@ -7,15 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, and_, case, func, literal, select
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.models import Outcome, PredictionRow
+from app.request_reads import Read
 
-_TABLE = PredictionRow.__table__
-_TABLE_NAME = PredictionRow.__tablename__
-_STAGING = "prediction_log_incoming"
+_TABLE: Table = PredictionRow.__table__  # type: ignore[assignment]
 # The order of a row's values: DriverRows.build makes them in this order and the statement names them so.
 COLUMNS = (
     "id",
@@ -33,7 +43,8 @@ LogRow = tuple[Any, ...]
 
 
 class DriverRows:
-    """Prediction-log rows in the database driver's own form, and the statement that appends them.
+    """Prediction-log rows (or another append-only log's: `table`, `columns`) in the database driver's own form,
+    and the statement that appends them.
 
     The log is written in bulk all day long: an ORM or Core insert spent ~20 us of Python per row on parameter
     handling, three times the database's own work (SQLite, 1,000-row batches). Rows are built here as plain
@@ -43,18 +54,21 @@ class DriverRows:
     one by one through its pipeline: ~40 ms of Python per 1,000 rows).
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, table: Table = _TABLE, columns: tuple[str, ...] = COLUMNS) -> None:
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._table_name = table.name
+        self._columns = columns
         self._statement = (
-            f"INSERT INTO {_TABLE_NAME} ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join([marker] * len(COLUMNS))}) ON CONFLICT DO NOTHING"
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([marker] * len(columns))}) ON CONFLICT DO NOTHING"
         )
         self._processors = {
-            name: _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in COLUMNS
+            name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
         }
         self._by_copy = dialect.name == "postgresql"
 
-    def _bind(self, name: str, value: Any) -> Any:
+    def bind(self, name: str, value: Any) -> Any:
+        """A value of column `name` in the driver's form."""
         process = self._processors[name]
         return value if process is None or value is None else process(value)
 
@@ -70,7 +84,7 @@ class DriverRows:
     ) -> list[LogRow]:
         """One row per (record id, item, score, label), in COLUMNS order; `ids` gives each row's id as 32 hex
         digits, which both backends store as they store a UUID."""
-        constants = (self._bind("served_at", served_at), route, model, version)
+        constants = (self.bind("served_at", served_at), route, model, version)
         return [
             (next(ids), *constants, record_id, item, score, label, request_id)
             for record_id, item, score, label in scores
@@ -85,11 +99,12 @@ class DriverRows:
             return
         # COPY cannot skip conflicts: rows go to a staging table of this session (emptied at commit), then
         # into the log by one INSERT ... ON CONFLICT DO NOTHING.
-        columns = ", ".join(COLUMNS)
+        columns = ", ".join(self._columns)
+        staging = f"{self._table_name}_incoming"
         connection.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE {_TABLE_NAME}) ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {self._table_name}) ON COMMIT DELETE ROWS"
         )
-        copy_statement = f"COPY {_STAGING} ({columns}) FROM STDIN"
+        copy_statement = f"COPY {staging} ({columns}) FROM STDIN"
         driver_error = connection.dialect.loaded_dbapi.Error
         try:
             with (
@@ -103,8 +118,32 @@ class DriverRows:
             # retry) from a refusal by these types.
             raise DBAPIError.instance(copy_statement, None, exc, driver_error) from exc
         connection.exec_driver_sql(
-            f"INSERT INTO {_TABLE_NAME} ({columns}) SELECT {columns} FROM {_STAGING} ON CONFLICT DO NOTHING"
+            f"INSERT INTO {self._table_name} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING"
         )
+
+
+# A record's scores by a model, newest first: Core on the table (compiled once), as the other request reads.
+_HISTORY = (
+    select(_TABLE.c.served_at, _TABLE.c.version, _TABLE.c.score)
+    .where(
+        _TABLE.c.model == bindparam("model"),
+        _TABLE.c.record_id == bindparam("record_id"),
+        _TABLE.c.item == bindparam("item"),
+    )
+    .order_by(_TABLE.c.served_at.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
+def history_read(
+    model: str, record_id: str, item: str, limit: int
+) -> Read[list[tuple[datetime, int, float]]]:
+    """A record's last `limit` scores by a model (served_at, version, score), newest first: one round trip."""
+    return Read(
+        _HISTORY,
+        {"model": model, "record_id": record_id, "item": item, "limit": limit},
+        lambda rows: [(at, version, score) for at, version, score in rows],
+    )
 
 
 def count(session: Session, model: str | None = None) -> int:

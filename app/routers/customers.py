@@ -7,10 +7,19 @@ from pydantic import AfterValidator
 
 from app.auth import ScoreScope
 from app.concurrency import read_database
-from app.dependencies import DatabaseDep, ModelsDep, PredictionLogDep, ProfileMemoDep, RequestIdDep
+from app.dependencies import (
+    DatabaseDep,
+    ModelsDep,
+    PredictionLogDep,
+    ProfileMemoDep,
+    RequestIdDep,
+    SettingsDep,
+)
 from app.error_handlers import error_response_doc
 from app.json_io import scoring_response
+from app.repositories import predictions
 from app.schemas.customers import ProfileResponse
+from app.scoring.customers import trend
 from app.scoring.customers.profile import build_profile, found, stored_read
 from app.text import NO_NUL, storable
 
@@ -33,6 +42,7 @@ async def customer_profile(
     request_id: RequestIdDep,
     log_predictions: PredictionLogDep,
     memo: ProfileMemoDep,
+    settings: SettingsDep,
     line: Annotated[
         str | None,
         Query(
@@ -46,8 +56,19 @@ async def customer_profile(
     ] = None,
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
-    models.for_line("churn", line)  # an unknown line is a 404 naming the lines, before the store is read
+    churn_model = models.for_line("churn", line).name  # an unknown line is a 404 before the store is read
     stored = found(await read_database(database, 1, stored_read(customer_id, line)), customer_id, line)
+    # The churn score's history, before this view logs its own score (a second round trip).
+    history = await read_database(
+        database,
+        1,
+        predictions.history_read(
+            churn_model, customer_id, "", settings.score_trend_scorings * trend.READ_PER_SCORING
+        ),
+    )
+    churn_trend = trend.trend_of(
+        history, scorings=settings.score_trend_scorings, min_slope=settings.score_trend_min_slope
+    )
     # One customer: scored on the event loop (app/concurrency.py).
-    profile = build_profile(stored, line, models, memo, log_predictions)
+    profile = build_profile(stored, line, models, memo, log_predictions, churn_trend)
     return scoring_response({**profile, "request_id": request_id})

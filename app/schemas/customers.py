@@ -18,10 +18,27 @@ class Part(BaseModel):
     features_age_seconds: float = Field(description="How old the stored record this part used is.")
 
 
+class Scoring(BaseModel):
+    served_at: datetime
+    version: int
+    score: float = Field(ge=0, le=1)
+
+
+class ScoreTrend(BaseModel):
+    trend: Literal["rising", "steady", "falling", "not enough history"]
+    slope: float | None = Field(description="Least-squares slope of the score per scoring; null below 3")
+    rule: str = Field(description="How the trend is decided")
+    history: list[Scoring] = Field(
+        description="The scorings the trend reads, oldest first (from the prediction log; this view's own "
+        "score is not among them)"
+    )
+
+
 class ChurnPart(Part):
     churn_probability: float = Field(ge=0, le=1)
     risk_level: Literal["high", "medium", "low"]
     top_factors: list[Factor]
+    trend: ScoreTrend = Field(description="The churn score over the customer's last scorings, and its trend")
 
 
 class Offer(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,10 +44,18 @@ _RFC3339 = re.compile(
 )
 
 
-def _rfc3339(value: Any) -> Any:
+def rfc3339(value: Any) -> Any:
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
         return value
     raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2026-03-01T10:00:00Z")
+
+
+def in_utc(value: datetime) -> datetime:
+    """The time in UTC, as the database stores it; one that has none (year 1 east of UTC) is refused."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 _RECORD_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": RECORD_ID_LENGTH, "pattern": NO_NUL}
@@ -72,7 +80,7 @@ class OutcomeIn(BaseModel):
     line: Name | None = Field(
         default=None, validate_default=True, description="lead_converted: the lead line."
     )
-    observed_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339)] | None = Field(
+    observed_at: Annotated[AwareDatetime, BeforeValidator(rfc3339)] | None = Field(
         default=None,
         description="When it happened, with a time zone; default now. Scores served after it are not counted "
         "as predictions of it.",

@@ -89,8 +89,10 @@ def build_profile(
     models: LoadedModels,
     memo: ScoreMemo,
     log_predictions: RequestPredictions,
+    churn_trend: dict[str, Any],
 ) -> dict[str, Any]:
-    """The profile of a stored customer of a churn line, by the line's churn model and its products model."""
+    """The profile of a stored customer of a churn line, by the line's churn model and its products model;
+    `churn_trend` is the churn score's history and trend (app/scoring/customers/trend.py)."""
     churn_scorer = models.for_line("churn", line)
     products_scorer, no_offers_reason = products_scorer_of(models, line)
     fields = ProfileFields.of(churn_scorer.metadata)
@@ -160,6 +162,7 @@ def build_profile(
             "churn_probability": churn["churn_probability"],
             "risk_level": churn["risk_level"],
             "top_factors": churn["top_factors"],
+            "trend": churn_trend,
         },
         "offers": {**age, "models": offers_refs, **offers, "intent": intent},
         "lifecycle": {

@@ -50,6 +50,9 @@ class UseCase:
     # that schema instead of the served version's record schema (app/openapi.py).
     typed_records: bool = False
     prepare: Prepare | None = None  # records made from what was sent (a value customer's transactions) first
+    # The result's one score per record, for the records kept in full (drift, retraining); None: a use case
+    # with several scores per record (products) keeps none.
+    score_field: str | None = None
 
 
 def check_records(

@@ -52,4 +52,5 @@ CHURN = UseCase(
     predictions=lambda _, results: churn_predictions(results),
     compare=compare_fields("churn_probability", "risk_level"),
     from_store=True,
+    score_field="churn_probability",
 )

@@ -48,6 +48,7 @@ def diagnosis_predictions(results: list[dict[str, Any]]) -> list[Prediction]:
 DIAGNOSIS = UseCase(
     name="diagnosis",
     path="/v1/diagnosis",
+    score_field="effect_probability",
     operation_id="diagnose_listings",
     summary="Gaps of marketplace listings against the top performers of their segment",
     description="Diagnose 1–1,000 listings with the line's champion effect model; results in request order, "

@@ -100,6 +100,7 @@ def lead_predictions(scorer: Scorer, results: list[dict[str, Any]]) -> list[Pred
 LEADS = UseCase(
     name="leads",
     path="/v1/leads/score",
+    score_field="conversion_probability",
     operation_id="score_leads",
     summary="Conversion probability, score, grade and reasons for a batch of leads of one line",
     description="Score 1–1,000 leads with the line's champion model; results come in request order.",

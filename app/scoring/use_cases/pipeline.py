@@ -16,7 +16,7 @@ from fastapi import BackgroundTasks, Response
 from app.concurrency import run_scoring
 from app.db import Database
 from app.json_io import results_response
-from app.prediction_log import RequestPredictions
+from app.prediction_log import RequestPredictions, ScoredBatch
 from app.scoring.batches import check_batch_size
 from app.scoring.customers.store import fill_from_store
 from app.scoring.runtime.loaded import LoadedModels
@@ -46,7 +46,11 @@ class ScoringPipeline:
             records = await fill_from_store(self.database, records, scorer, field, body.line)
         checks = check_records(scorer, records, field, body.strict, sent)
         results = await run_scoring(len(records), lambda: _score(use_case, scorer, records, checks, body))
-        self.log(scorer, use_case.predictions(scorer, results))
+        self.log(
+            scorer,
+            use_case.predictions(scorer, results),
+            _scored_batch(use_case, scorer, sent, records, results),
+        )
         if use_case.compare is not None:
             self.shadow.after_response(
                 background,
@@ -72,6 +76,26 @@ def _score(
     if use_case.arrange is not None:
         results = use_case.arrange(scorer, records, results, body)
     return results
+
+
+def _scored_batch(
+    use_case: UseCase, scorer: Scorer, sent: list[Record], records: list[Record], results: list[Result]
+) -> ScoredBatch | None:
+    """The records as the model read them with their results, for the log to keep some in full; None for a
+    use case with several scores per record, or whose results are a ranked cut of the records."""
+    if use_case.score_field is None or use_case.arrange is not None:
+        return None
+    # The store completed a record when it is not the one sent: a stored customer scored by id.
+    by_id = (
+        frozenset()
+        if records is sent
+        else frozenset(
+            i
+            for i, (record, original) in enumerate(zip(records, sent, strict=True))
+            if record is not original
+        )
+    )
+    return ScoredBatch(records, results, use_case.score_field, scorer.id_field, by_id)
 
 
 def _without_reasons(body: Any) -> Any:

@@ -1,0 +1,156 @@
+"""Drift of the served models: their sampled records against each version's reference profile.
+
+`drift_of` computes it for one served model over a window (the route, `clm drift report`). The gauges are set
+by one background job in one process of all those sharing the database: every worker runs a `DriftJob`
+thread, but only the holder of the `drift` lease (app/repositories/leases.py, as the profile refresher's)
+reads the window and computes, every CLM_DRIFT_INTERVAL seconds; the others only try for the lease. So the
+cost (one read of the window per model, a few ms of numpy) is paid once per interval, never per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app import metrics
+from app.db import Database
+from app.errors import ModelNotLoaded, NotFound
+from app.repositories import leases
+from app.repositories.scored_records import sampled_window
+from app.scoring.runtime.loaded import LoadedModels
+from model_registry.bundle import ModelBundle
+from model_registry.drift import REFERENCE_FILE, drift
+
+log = logging.getLogger(__name__)
+
+LEASE = "drift"
+
+
+def reference_of(name: str, version: int, bundle: ModelBundle) -> dict[str, Any]:
+    """A version's reference profile, or a 404 saying why there is none."""
+    reference = bundle.documents.get(REFERENCE_FILE)
+    if reference is None:
+        raise NotFound(
+            f"{name} version {version} has no reference profile (trained before drift was "
+            "measured, or a kind that stores none): retrain it to measure drift"
+        )
+    return reference  # type: ignore[no-any-return]
+
+
+def drift_of(
+    database: Database,
+    name: str,
+    version: int,
+    bundle: ModelBundle,
+    since: datetime,
+    until: datetime,
+    *,
+    watch: float,
+    act: float,
+) -> dict[str, Any]:
+    """A version's drift over its sampled records scored in [since, until]."""
+    reference = reference_of(name, version, bundle)
+    with database.session() as session:
+        window = sampled_window(session, name, version, since, until)
+    figures = drift(reference, bundle.contract, window.records, window.scores, watch=watch, act=act)
+    return {
+        "model": name,
+        "version": version,
+        "since": since,
+        "until": until,
+        **figures,
+    }
+
+
+class DriftJob:
+    def __init__(
+        self,
+        database: Database,
+        models: LoadedModels,
+        *,
+        interval: float,
+        window: timedelta,
+        watch: float,
+        act: float,
+        holder: str | None = None,
+    ) -> None:
+        self.database = database
+        self.models = models
+        self.interval = interval
+        self.window = window
+        self.watch, self.act = watch, act
+        # The lease outlives two missed runs, so one slow computation does not hand it over.
+        self.lease_seconds = 3 * interval
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
+        self.holding = False
+        self.runs = 0  # computations this job made (as the holder)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="clm-drift", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.holding:
+            try:
+                with self.database.engine.begin() as connection:
+                    leases.release(connection, LEASE, self.holder)
+            except Exception as exc:  # it expires on its own
+                log.warning("drift job: could not give the lease up, it expires on its own: %s", exc)
+            self.holding = False
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            delay = self.interval
+            try:
+                self.run_once()
+            except Exception as exc:  # the thread outlives any failure: the next run tries again
+                log.warning("drift job: run failed, trying again in %.0f s: %s", delay, exc)
+
+    def run_once(self) -> bool:
+        """Take or renew the lease and, as its holder, set every served model's drift gauges. True: computed."""
+        with self.database.engine.begin() as connection:
+            self.holding = leases.take(connection, LEASE, self.holder, self.lease_seconds)
+        if not self.holding:
+            return False
+        until = datetime.now(UTC)
+        for name in self.models.names:
+            try:
+                scorer = self.models.get(name)
+                figures = drift_of(
+                    self.database,
+                    scorer.name,
+                    scorer.version,
+                    scorer.bundle,
+                    until - self.window,
+                    until,
+                    watch=self.watch,
+                    act=self.act,
+                )
+            except (ModelNotLoaded, NotFound):
+                continue  # not loaded yet, or a version without a reference: no gauges for it
+            _set_gauges(figures)
+        self.runs += 1
+        return True
+
+
+def _set_gauges(figures: dict[str, Any]) -> None:
+    model, version = figures["model"], str(figures["version"])
+    metrics.DRIFT_RECORDS.labels(model, version).set(figures["records"])
+    if figures["records"] == 0:
+        return
+    metrics.DRIFT_SCORE_PSI.labels(model, version).set(figures["score"]["psi"])
+    metrics.DRIFT_FIELDS_DRIFTING.labels(model, version).set(figures["share_drifting"])
+    for field in figures["fields"]:
+        metrics.DRIFT_FIELD_PSI.labels(model, version, field["field"]).set(field["psi"])
