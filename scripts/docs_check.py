@@ -185,7 +185,9 @@ def service(env: dict[str, str], log: Path) -> Iterator[str]:
 def run_block(block: Block, url: str, env: dict[str, str]) -> list[str]:
     """The problems with one block's run: its exit status, and its output against the one shown."""
     code = block.code.replace(DOCUMENTED_URL, url)
-    command = ["bash", "-euo", "pipefail", "-c", code] if block.lang == "bash" else [sys.executable, "-c", code]
+    command = (
+        ["bash", "-euo", "pipefail", "-c", code] if block.lang == "bash" else [sys.executable, "-c", code]
+    )
     try:
         done = subprocess.run(
             command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_SECONDS
@@ -205,8 +207,9 @@ def run_block(block: Block, url: str, env: dict[str, str]) -> list[str]:
 
 @app.command()
 def main(
-    var: Annotated[Path, typer.Option(help="The var/ that `make run` trained and loaded (copied, never written)")] = ROOT
-    / "var",
+    var: Annotated[
+        Path, typer.Option(help="The var/ that `make run` trained and loaded (copied, never written)")
+    ] = ROOT / "var",
     serve: Annotated[bool, typer.Option(help="Only serve the copy until interrupted")] = False,
 ) -> None:
     started = time.monotonic()
@@ -216,7 +219,9 @@ def main(
         env = service_environment(copy, spare_port())
         with service(env, Path(scratch) / "service.log") as url:
             if serve:
-                typer.echo(f"serving a copy of {var} at {url} (replace {DOCUMENTED_URL} with it); Ctrl-C stops")
+                typer.echo(
+                    f"serving a copy of {var} at {url} (replace {DOCUMENTED_URL} with it); Ctrl-C stops"
+                )
                 try:
                     while True:
                         time.sleep(3600)
