@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -247,8 +248,10 @@ def main(
         with service(env, Path(scratch) / "service.log") as url:
             if serve:
                 typer.echo(
-                    f"serving a copy of {var} at {url} (replace {DOCUMENTED_URL} with it); Ctrl-C stops"
+                    f"serving a copy of {var} at {url} (replace {DOCUMENTED_URL} with it); Ctrl-C or SIGTERM stops"
                 )
+                # SIGTERM too (a background job ignores Ctrl-C): leave through `service`, which stops the app
+                signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
                 try:
                     while True:
                         time.sleep(3600)
