@@ -10,7 +10,7 @@ export CLM_PORT ?= 8000
 CUSTOMERS ?= $(CLM_DATA_DIR)/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv
 CARD_CUSTOMERS ?= $(CLM_DATA_DIR)/credit_card_churn/BankChurners.csv
 
-.PHONY: run test fuzz lint typecheck train migrate customers profiles bench install clean
+.PHONY: run test fuzz lint typecheck train migrate customers profiles bench install clean docs-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/mkdocs build --strict --quiet
+
+# Run every command the README and docs/ show (scripts/docs_check.py says how blocks are marked) against a real
+# service on a spare port, serving a copy of var/: the commands may promote, ingest and record outcomes freely.
+docs-check: train migrate customers profiles
+	$(BIN)/python scripts/docs_check.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app training model_registry

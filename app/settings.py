@@ -66,7 +66,7 @@ class Settings(RegistrySettings):
     exact_contributions: bool = Field(
         default=True,
         description="Reasons from exact TreeSHAP (default; tables built when a version loads) or XGBoost's "
-        "approximation, which is no faster now (see README).",
+        "approximation, which is no faster now (docs/architecture.md, Reasons).",
     )
     booster_threads: int = Field(default=1, ge=1, description="Threads per booster in each worker process.")
     log_level: str = Field(default="INFO", description="Python log level.")
