@@ -182,7 +182,10 @@ def test_a_repeat_view_reuses_the_scores_and_still_logs_each_one_served(store_cl
         store_client.get("/v1/customers/5575-GNVDE/profile", headers={"X-Request-ID": rid}).json()
         for rid in request_ids
     ]
-    first, second = ({k: v for k, v in b["churn"].items() if k != "features_age_seconds"} for b in bodies)
+    # The trend reads the prediction log, which may hold the first view's score by the second: not compared.
+    first, second = (
+        {k: v for k, v in b["churn"].items() if k not in ("features_age_seconds", "trend")} for b in bodies
+    )
     assert first == second
     assert scores_from("memo") > remembered
     wait_until(lambda: store_client.app_state["prediction_log"].pending == 0, "the log to be written")
