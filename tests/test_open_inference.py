@@ -217,7 +217,7 @@ def test_a_request_the_protocol_refuses_is_answered_in_its_error_shape(
 
 
 def _tensor(body: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(t for t in body["inputs"] if t["name"] == name)  # type: ignore[no-any-return]
+    return next(t for t in body["inputs"] if t["name"] == name)
 
 
 def test_model_routes_name_the_version_served_and_refuse_others(
