@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
 from app.schemas.churn import TELCO_EXAMPLE as CUSTOMER
+from app.schemas.diagnosis import LISTING_EXAMPLE
+from app.schemas.leads import INBOUND_EXAMPLE
 from model_registry.registry import ModelRegistry
 from tests.conftest import API_KEYS, SCORE_KEY
 from tests.test_server import free_port
@@ -144,9 +146,15 @@ def test_tritonclient_is_told_the_protocols_error(server: str) -> None:
 
 
 def _infer_body(records: list[dict[str, Any]], datatypes: dict[str, str]) -> dict[str, Any]:
+    """The records as tensors of the given types (BYTES written as text, as a tensor client writes them)."""
     return {
         "inputs": [
-            {"name": name, "shape": [len(records)], "datatype": datatype, "data": [r[name] for r in records]}
+            {
+                "name": name,
+                "shape": [len(records)],
+                "datatype": datatype,
+                "data": [str(r[name]) if datatype == "BYTES" else r[name] for r in records],
+            }
             for name, datatype in datatypes.items()
         ]
     }
@@ -254,3 +262,44 @@ def test_the_same_keys_guard_the_protocol_and_its_calls_are_counted(client: Test
     exposition = client.get("/metrics").text
     assert 'route="/v2/models/{name}/infer",status="200"' in exposition
     assert 'route="/v2/models/{name}/infer",status="401"' in exposition
+
+
+def _typed_body(client: TestClient, model: str, record: dict[str, Any]) -> dict[str, Any]:
+    """One record as tensors typed as the model's metadata types its fields (fields it lacks left out)."""
+    inputs = client.get(f"/v2/models/{model}").json()["inputs"]
+    return _infer_body(
+        [record], {i["name"]: i["datatype"] for i in inputs if record.get(i["name"]) is not None}
+    )
+
+
+def test_a_lead_line_answers_its_probability_score_and_grade_as_the_v1_route(
+    leads_client: TestClient,
+) -> None:
+    answer = leads_client.post(
+        "/v2/models/clm-leads-inbound/infer",
+        json=_typed_body(leads_client, "clm-leads-inbound", INBOUND_EXAMPLE),
+    )
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o["data"][0] for o in answer.json()["outputs"]}
+    v1 = leads_client.post("/v1/leads/score", json={"line": "inbound", "leads": [INBOUND_EXAMPLE]}).json()
+    expected = v1["results"][0]
+    assert outputs == {
+        "probability": expected["conversion_probability"],
+        "score": expected["score"],
+        "grade": expected["grade"],
+    }
+
+
+def test_a_listing_is_diagnosed_with_its_effect_probability(diagnosis_client: TestClient) -> None:
+    body = _typed_body(diagnosis_client, "clm-diagnosis", LISTING_EXAMPLE)
+    answer = diagnosis_client.post("/v2/models/clm-diagnosis/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    v1 = diagnosis_client.post("/v1/diagnosis", json={"listings": [LISTING_EXAMPLE]}).json()
+    assert answer.json()["outputs"] == [
+        {
+            "name": "probability",
+            "shape": [1],
+            "datatype": "FP64",
+            "data": [v1["results"][0]["effect_probability"]],
+        }
+    ]

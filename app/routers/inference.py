@@ -53,7 +53,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The key lacks the score scope",
         404: "No such model, or not the version served",
         413: "Batch or body over the limit",
-        422: "Records the model cannot score; each bad field named with its path",
+        422: "Records the model cannot score; each bad field named with its path (infer only)",
         503: "The model is not loaded yet, or the database is unavailable",
     }
     return {status: {"model": InferenceError, "description": descriptions[status]} for status in statuses}
@@ -227,7 +227,7 @@ for _prefix, _versioned in (("/models/{name}", False), ("/models/{name}/versions
         response_model=ModelMetadata,
         summary="Model metadata: one input tensor per record field, the outputs",
         operation_id=f"v2_model_metadata{_label}",
-        responses=_errors(401, 403, 404, 503),
+        responses=_errors(401, 403, 404, 422, 503),
     )
     router.add_api_route(
         f"{_prefix}/ready",
@@ -236,7 +236,7 @@ for _prefix, _versioned in (("/models/{name}", False), ("/models/{name}/versions
         response_model=ModelReady,
         summary="Model readiness",
         operation_id=f"v2_model_ready{_label}",
-        responses=_errors(401, 403, 404, 503),
+        responses=_errors(401, 403, 404, 422, 503),
     )
     router.add_api_route(
         f"{_prefix}/infer",
