@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PipelineDep
-from app.errors import InvalidRecords, NotFound, validation_path
+from app.errors import InvalidRecords, ModelNotLoaded, NotFound, validation_path
 from app.json_io import JsonRoute, scoring_response
 from app.schemas.inference import (
     InferenceError,
@@ -114,21 +114,25 @@ async def server_metadata() -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
 
 
-def _served(models: LoadedModels, name: str, version: str | None = None) -> tuple[UseCase, Scorer]:
-    """The use case and loaded version of a served model: 404 for a model not served or another version than
-    the one served, 503 while it loads."""
+def _served(
+    models: LoadedModels, name: str, version: str | None = None
+) -> tuple[UseCase, str | None, Scorer]:
+    """The use case, line and loaded version of a served model: 404 for a model not served or another version
+    than the one served, 503 while it loads."""
     if name not in models.names:
         raise NotFound(f"model {name!r} is not served; served: {', '.join(models.names)}")
     scorer = models.get(name)
     if version is not None and version != str(scorer.version):
         raise NotFound(f"version {version!r} of {name} is not served; version {scorer.version} is")
     served = models.line_of(name)
-    use_case = _USE_CASES[served[0] if served else name]
-    return use_case, scorer
+    if served is None:  # loaded under another alias only: not what this service serves
+        raise ModelNotLoaded(f"{name} is not loaded yet; see /v2/health/ready")
+    use_case, line = served
+    return _USE_CASES[use_case], line, scorer
 
 
 def _metadata(models: LoadedModels, name: str, version: str | None = None) -> ModelMetadata:
-    use_case, scorer = _served(models, name, version)
+    use_case, _, scorer = _served(models, name, version)
     return ModelMetadata(
         name=name,
         versions=[str(scorer.version)],
@@ -151,10 +155,8 @@ async def _infer(
     name: str,
     version: str | None = None,
 ) -> Response:
-    use_case, scorer = _served(models, name, version)
-    records = open_inference.records_of(request)
-    served = models.line_of(name)
-    body = _scoring_body(use_case, served[1] if served else None, records)
+    use_case, line, _ = _served(models, name, version)
+    body = _scoring_body(use_case, line, open_inference.records_of(request))
     scorer, results = await pipeline.results(use_case, body, background)
     outputs = open_inference.response_outputs(
         use_case.name, scorer, results, [o.name for o in request.outputs] if request.outputs else None
