@@ -1,7 +1,7 @@
 """Replicas that share everything but memory, as deploy/compose.yaml runs them, on one machine with real processes.
 
 One `mlflow server` on a PostgreSQL database of its own with a shared artifact directory, one PostgreSQL schema for
-the service's store and prediction log, two `python -m app` replicas on their own ports, and a client that sends
+the service's store and prediction log, two `python -m app` replicas on their own ports, and clients that each send
 one scoring request after another to the replicas in turn (as a load balancer would). Under that load: a
 promotion is served by both replicas within the poll interval (plus the new version's load); a replica stopped
 fails no request sent to the other; and the prediction log holds exactly one row per answered score.
@@ -38,6 +38,7 @@ POLL_SECONDS = 2.0
 # shared 2-core machine under load): what "within the poll interval" takes.
 PROMOTION_DEADLINE = POLL_SECONDS + 2.0
 BIN = Path(sys.executable).parent
+CLIENTS = 4  # requests in flight at once, across the two replicas
 
 
 @pytest.fixture
@@ -111,13 +112,15 @@ class Answer:
     record_id: str
     status: int | None  # None: the connection was refused or broken
     version: int | None
-    at: float
+    sent: float
+    at: float  # answered (or refused)
 
 
 @dataclass
 class Load:
-    """One client sending single-record scores to the replicas in turn, as a round-robin balancer would; a
-    request a stopped replica refuses is sent to the other, as a balancer retries a refused connection."""
+    """Clients (threads running `run`) each sending single-record scores to the replicas in turn, as a
+    round-robin balancer would; a request a stopped replica refuses is sent to the other, as a balancer retries
+    a refused connection."""
 
     ports: list[int]
     answers: list[Answer] = field(default_factory=list)
@@ -137,6 +140,7 @@ class Load:
                 self.answers.append(self._send(other, record_id))
 
     def _send(self, replica: int, record_id: str) -> Answer:
+        sent = time.monotonic()
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.ports[replica]}/v1/churn/score",
             data=json.dumps(
@@ -148,12 +152,12 @@ class Load:
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = json.loads(response.read())
                 return Answer(
-                    replica, record_id, int(response.status), body["model"]["version"], time.monotonic()
+                    replica, record_id, int(response.status), body["model"]["version"], sent, time.monotonic()
                 )
         except urllib.error.HTTPError as exc:
-            return Answer(replica, record_id, exc.code, None, time.monotonic())
+            return Answer(replica, record_id, exc.code, None, sent, time.monotonic())
         except OSError:  # refused, reset or timed out
-            return Answer(replica, record_id, None, None, time.monotonic())
+            return Answer(replica, record_id, None, None, sent, time.monotonic())
 
     def stop(self) -> None:
         self._done.set()
@@ -177,11 +181,12 @@ def test_two_replicas_on_one_tracking_server_and_one_database(
         for i, port in enumerate(ports)
     ]
     load = Load(ports)
-    client = threading.Thread(target=load.run)
+    clients = [threading.Thread(target=load.run) for _ in range(CLIENTS)]
     try:
         for port in ports:
             wait_until(partial(_answers, f"http://127.0.0.1:{port}/readyz"), f"replica :{port}", 120)
-        client.start()
+        for client in clients:
+            client.start()
         wait_until(lambda: len(load.answers) >= 50, "50 answers before the promotion")
 
         tracking_server.set_alias("clm-churn", "champion", second)
@@ -198,19 +203,19 @@ def test_two_replicas_on_one_tracking_server_and_one_database(
             min(a.at for a in load.answers if a.replica == r and a.version == second) - promoted
             for r in (0, 1)
         ]
-        # Once a replica serves the new version it never answers with the old one again.
+        # Once a replica serves the new version, every request sent to it after is scored by the new one.
         for r in (0, 1):
             switched = promoted + served_after[r]
-            assert all(a.version == second for a in load.answers if a.replica == r and a.at > switched)
+            assert all(a.version == second for a in load.answers if a.replica == r and a.sent > switched)
 
+        load.stopped.add(0)  # from now on a refused request is retried on the other, as a balancer would
         replicas[0].send_signal(signal.SIGTERM)
-        load.stopped.add(0)
         replicas[0].wait(timeout=60)
         stopped_at = time.monotonic()
         wait_until(lambda: sum(a.at > stopped_at for a in load.answers) >= 50, "50 answers after the stop")
     finally:
         load.stop()
-        if client.is_alive():
+        for client in clients:
             client.join(timeout=60)
         for replica in replicas:
             if replica.poll() is None:
