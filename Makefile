@@ -63,6 +63,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/python scripts/check_deploy.py
+	$(BIN)/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 
 # Run every command the README and docs/ show (scripts/docs_check.py says how blocks are marked) against a real
 # service on a spare port, serving a copy of var/: the commands may promote, ingest and record outcomes freely.

@@ -1,4 +1,5 @@
-"""One error envelope for every 4xx/5xx: {"error": {"code", "message", "details"}} (API.md)."""
+"""One error envelope for every 4xx/5xx: {"error": {"code", "message", "details"}} (API.md); the Open Inference
+Protocol's routes (/v2) answer in that protocol's shape, {"error": "<message>"}."""
 
 from __future__ import annotations
 
@@ -33,6 +34,28 @@ def envelope(
     )
 
 
+# The Open Inference Protocol's routes answer errors in the protocol's shape, {"error": "<message>"}.
+OPEN_INFERENCE_PREFIX = "/v2"
+_DETAILS_IN_MESSAGE = 10
+
+
+def error_response(
+    path: str,
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The error in the shape of the protocol the path speaks: the envelope, or the Open Inference Protocol's
+    one message (the details' paths and messages appended to it)."""
+    if not path.startswith(OPEN_INFERENCE_PREFIX):
+        return envelope(status, code, message, details, headers)
+    named = [f"{d['path']}: {d['message']}" for d in (details or [])[:_DETAILS_IN_MESSAGE]]
+    text = f"{message} ({'; '.join(named)})" if named else message
+    return JSONResponse(status_code=status, content={"error": text}, headers=headers)
+
+
 def error_response_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for a route's declared error responses."""
     return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
@@ -48,20 +71,27 @@ def validation_path(loc: tuple[int | str, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return envelope(exc.status_code, exc.code, exc.message, exc.details)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(request.url.path, exc.status_code, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [_validation_detail(e) for e in exc.errors()]
-        return envelope(422, "validation_error", f"{len(details)} field(s) are invalid", details)
+        path = request.url.path
+        # A body outside the Open Inference Protocol's schema is its 400 (Triton's and KServe's answer).
+        status = 400 if path.startswith(OPEN_INFERENCE_PREFIX) else 422
+        return error_response(
+            path, status, "validation_error", f"{len(details)} field(s) are invalid", details
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = request.url.path
         if exc.status_code == 400:
             # FastAPI's own word for a body it cannot parse (not UTF-8, nested too deep): invalid input too.
-            return envelope(
-                422,
+            return error_response(
+                path,
+                400 if path.startswith(OPEN_INFERENCE_PREFIX) else 422,
                 "invalid_body",
                 "the request body is not readable JSON",
                 [{"path": "body", "message": str(exc.detail)}],
@@ -70,16 +100,16 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "http_error"
         )
         # The router's own headers go along: a 405 names the methods the path takes in `Allow` (RFC 9110).
-        return envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return error_response(path, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
-    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # The database is unreachable or refusing connections: a condition to retry, not a bug.
         log.warning("database unavailable: %s", type(exc).__name__)
         error = DatabaseUnavailable("the database is unavailable; retry shortly")
-        return envelope(error.status_code, error.code, error.message)
+        return error_response(request.url.path, error.status_code, error.code, error.message)
 
     # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
 

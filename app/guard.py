@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import KeyRing, required_scope
-from app.error_handlers import envelope
+from app.error_handlers import error_response
 from app.errors import ServiceError
 from app.settings import Scope as KeyScope
 
@@ -35,8 +35,10 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body is over the limit of {limit:,} bytes")
 
 
-def body_too_large_response(limit: int) -> Any:
-    return envelope(413, "body_too_large", f"the request body is over the limit of {limit:,} bytes")
+def body_too_large_response(path: str, limit: int) -> Any:
+    return error_response(
+        path, 413, "body_too_large", f"the request body is over the limit of {limit:,} bytes"
+    )
 
 
 class RequestGuard:
@@ -59,14 +61,16 @@ class RequestGuard:
                 self.keys.check(key.decode("latin-1") if key is not None else None, needed)
             except ServiceError as refused:
                 scope["route"] = route  # labels the access log and metrics with the route template
-                await envelope(refused.status_code, refused.code, refused.message)(scope, receive, send)
+                await error_response(scope["path"], refused.status_code, refused.code, refused.message)(
+                    scope, receive, send
+                )
                 return
         limit = self.max_body_bytes
         length = headers.get(_LENGTH_HEADER)
         if length is not None and length.isdigit() and int(length) > limit:
             if route is not None:
                 scope["route"] = route
-            await body_too_large_response(limit)(scope, receive, send)
+            await body_too_large_response(scope["path"], limit)(scope, receive, send)
             return
         received = 0
 
@@ -92,7 +96,7 @@ class RequestGuard:
             # Read outside a route (FastAPI answers it from inside one): answered here all the same.
             if started:
                 raise
-            await body_too_large_response(limit)(scope, receive, send)
+            await body_too_large_response(scope["path"], limit)(scope, receive, send)
 
     def _route_of(self, scope: Scope) -> tuple[BaseRoute | None, KeyScope | None]:
         """The route the router will pick (a full match first, as Starlette's router does) and its scope.

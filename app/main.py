@@ -24,7 +24,7 @@ from app.observability import ObservabilityMiddleware, configure_logging
 from app.openapi import TypedOpenApi
 from app.prediction_log import PredictionLog
 from app.profile_refresh import ProfileRefresher
-from app.routers import admin, customers, health, model_versions, outcomes, scoring
+from app.routers import admin, customers, health, inference, model_versions, outcomes, scoring
 from app.scoring.customers.profile import ScoreMemo
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.shadow import ShadowScoring
@@ -160,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
         customers.router,
         outcomes.router,
+        inference.health,
+        inference.router,
     ):
         app.include_router(router)
     return app

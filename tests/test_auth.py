@@ -140,4 +140,11 @@ def test_the_guard_knows_the_scope_of_every_route_from_the_routers() -> None:
     assert found[("GET", "/v1/customers/{customer_id}/profile")] == "score"
     assert found[("GET", "/v1/models/{name}/performance")] == "score"
     open_routes = {route for route, needed in found.items() if needed is None}
-    assert open_routes == {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+    assert open_routes == {
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+    }
+    assert found[("POST", "/v2/models/{name}/infer")] == "score"

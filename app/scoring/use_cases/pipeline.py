@@ -35,6 +35,14 @@ class ScoringPipeline:
     request_id: str
 
     async def run(self, use_case: UseCase, body: Any, background: BackgroundTasks) -> Response:
+        scorer, results = await self.results(use_case, body, background)
+        return results_response(scorer.ref, self.request_id, results)
+
+    async def results(
+        self, use_case: UseCase, body: Any, background: BackgroundTasks
+    ) -> tuple[Scorer, list[Result]]:
+        """Every step but the response: the version that scored and its results (the Open Inference Protocol's
+        routes answer them in their own shape, app/routers/inference.py)."""
         field = use_case.records_field
         records: list[Record] = getattr(body, field)
         check_batch_size(records, self.max_batch, field)
@@ -59,7 +67,7 @@ class ScoringPipeline:
                 lambda challenger: use_case.score(challenger, records, _without_reasons(body)),
                 use_case.compare,
             )
-        return results_response(scorer.ref, self.request_id, results)
+        return scorer, results
 
 
 def _score(
