@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 MIN_SCORINGS = 3
 # Rows read per scoring kept: repeats (views of an unchanged profile) are collapsed after the read.
 READ_PER_SCORING = 10
@@ -40,7 +38,7 @@ def trend_of(
     if len(kept) < MIN_SCORINGS:
         trend = "not enough history"
     else:
-        slope = float(np.polyfit(np.arange(len(kept)), [score for *_, score in kept], 1)[0])
+        slope = _least_squares_slope([score for *_, score in kept])
         trend = "rising" if slope > min_slope else "falling" if slope < -min_slope else "steady"
     return {
         "trend": trend,
@@ -48,3 +46,14 @@ def trend_of(
         "rule": rule,
         "history": [{"served_at": at, "version": version, "score": score} for at, version, score in kept],
     }
+
+
+def _least_squares_slope(scores: Sequence[float]) -> float:
+    """The slope of the least-squares line through (i, scores[i]): np.polyfit's, without its ~0.1 ms of setup on
+    every profile view."""
+    n = len(scores)
+    mean_x = (n - 1) / 2
+    mean_y = sum(scores) / n
+    covariance = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(scores))
+    variance = sum((i - mean_x) ** 2 for i in range(n))
+    return covariance / variance
