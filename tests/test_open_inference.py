@@ -303,3 +303,19 @@ def test_a_listing_is_diagnosed_with_its_effect_probability(diagnosis_client: Te
             "data": [v1["results"][0]["effect_probability"]],
         }
     ]
+
+
+def test_a_value_model_is_not_one_the_protocol_serves_and_says_which_route_does(
+    registry: ModelRegistry, value_trained: tuple[int, dict[str, float]]
+) -> None:
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(registry, ["clm-value-retail"])
+    with TestClient(create_app(settings), headers={"X-API-Key": SCORE_KEY}) as value_client:
+        for path in ("/v2/models/clm-value-retail", "/v2/models/clm-value-retail/ready"):
+            answer = value_client.get(path)
+            assert answer.status_code == 404, answer.text
+            assert "POST /v1/value/score serves it" in answer.json()["error"]
+        infer = value_client.post("/v2/models/clm-value-retail/infer", json={"inputs": []})
+        assert infer.status_code in (400, 404), infer.text

@@ -129,6 +129,11 @@ def _served(
     if served is None:  # loaded under another alias only: not what this service serves
         raise ModelNotLoaded(f"{name} is not loaded yet; see /v2/health/ready")
     use_case, line = served
+    if not open_inference.speaks(use_case):
+        raise NotFound(
+            f"model {name!r} ({use_case}) is not served through the Open Inference Protocol; "
+            f"POST /v1/{use_case}/score serves it"
+        )
     return _USE_CASES[use_case], line, scorer
 
 

@@ -67,6 +67,13 @@ _OUTPUTS: dict[str, tuple[Output, ...]] = {
 }
 
 
+def speaks(use_case: str) -> bool:
+    """Whether the use case's models are served through the protocol: one probability (or one per product) per
+    record of fields. A value model takes a customer's summary or transactions and answers several figures, so
+    it keeps its own route (POST /v1/value/score)."""
+    return use_case == "products" or use_case in _OUTPUTS
+
+
 def outputs_of(use_case: str, scorer: Scorer) -> tuple[Output, ...]:
     if use_case == "products":
         return tuple(
