@@ -26,9 +26,10 @@ from model_registry.registry import ModelRegistry
 from training.publish import publish, training_run
 from training.spec import ModelSpec, find_spec
 
+# Absolute: the Makefile exports a relative CLM_DATA_DIR, and some tests change directory (the commands make ./var).
 DATA_DIR = Path(
     os.environ.get("CLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-)
+).resolve()
 SCORE_KEY, ADMIN_KEY, SCORE_ONLY_KEY = "test-admin", "test-admin", "test-score"
 API_KEYS = {
     "test-admin": ["score", "outcomes", "admin"],
