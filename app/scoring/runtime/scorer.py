@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,7 @@ CONTRIBUTION_TOLERANCE = 1e-5
 PROBABILITY_TOLERANCE = 1e-6
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -64,44 +66,13 @@ class Scorer:
         self._walks = self._build_walks()
 
     def _build_walks(self) -> dict[str, TreeWalk]:
-        built = {}
-        for key, booster in self.bundle.boosters.items():
-            try:
-                built[key] = TreeWalk.of(booster)
-            except Unsupported as exc:
-                log.info(
-                    "%s v%d booster %r: probabilities from XGBoost's predictor: %s",
-                    self.name,
-                    self.version,
-                    key,
-                    exc,
-                    extra={"model": self.name, "version": self.version},
-                )
-        return built
+        return self._per_booster(TreeWalk.of, "probabilities from XGBoost's predictor", logging.INFO)
 
     def _build_treeshap(self) -> dict[str, TreeShap]:
         """Once per loaded version: each booster's tables (tens of milliseconds and 1-2 MiB a booster here)."""
-        built = {}
-        for key, booster in self.bundle.boosters.items():
-            try:
-                built[key] = TreeShap.of(booster)
-            except Unsupported as exc:
-                log.warning(
-                    "%s v%d booster %r: reasons from XGBoost's exact TreeSHAP, several times slower: %s",
-                    self.name,
-                    self.version,
-                    key,
-                    exc,
-                    extra={"model": self.name, "version": self.version},
-                )
-            except Exception:  # a bug here must not refuse a version XGBoost explains well enough
-                log.exception(
-                    "%s v%d booster %r: the TreeSHAP tables failed to build; reasons from XGBoost's exact TreeSHAP",
-                    self.name,
-                    self.version,
-                    key,
-                    extra={"model": self.name, "version": self.version},
-                )
+        built = self._per_booster(
+            TreeShap.of, "reasons from XGBoost's exact TreeSHAP, several times slower", logging.WARNING
+        )
         if built:
             log.info(
                 "%s v%d: TreeSHAP tables for %d booster(s) built in %.0f ms, %.1f MiB",
@@ -278,12 +249,30 @@ class Scorer:
                         raise ValueError(f"{self.name} v{self.version} scores its stored example differently")
 
     def _fall_back(self, booster: str, problem: str) -> None:
-        log.error(
-            "%s v%d booster %r: %s; using XGBoost's path",
+        self._note(logging.ERROR, booster, f"{problem}; using XGBoost's path")
+
+    def _per_booster(self, build: Callable[[xgb.Booster], T], fallback: str, level: int) -> dict[str, T]:
+        """`build` for each booster: the service's own fast path for it. A booster it does not handle, or whose
+        build fails (a bug here must not refuse a version XGBoost scores well enough), keeps XGBoost's path."""
+        built = {}
+        for key, booster in self.bundle.boosters.items():
+            try:
+                built[key] = build(booster)
+            except Unsupported as exc:
+                self._note(level, key, f"{fallback}: {exc}")
+            except Exception:
+                self._note(logging.ERROR, key, f"{fallback}: building the fast path failed", exc_info=True)
+        return built
+
+    def _note(self, level: int, booster: str, message: str, exc_info: bool = False) -> None:
+        log.log(
+            level,
+            "%s v%d booster %r: %s",
             self.name,
             self.version,
             booster,
-            problem,
+            message,
+            exc_info=exc_info,
             extra={"model": self.name, "version": self.version},
         )
 
