@@ -25,7 +25,7 @@ from app.repositories import customers as customer_repo
 from app.repositories import line_customers as line_customer_repo
 from app.scoring.runtime.scorer import id_problem
 from model_registry.contract import FeatureContract, api_name
-from training.data import frame_records
+from training.data import frame_records, numbers_read
 
 
 def _blank_is_missing(value: Any) -> Any:
@@ -205,7 +205,7 @@ def ingest_line_customers(
         ignored_columns=[name for name in frame.columns if name not in contract.field_names],
         missing_columns=[f.name for f in contract.features if f.name not in frame.columns],
     )
-    records = frame_records(_numbers_read(frame[kept], contract))
+    records = frame_records(numbers_read(frame[kept], contract.number_fields))
     batches = math.ceil(len(records) / batch_size) or None
     for number, start in enumerate(range(0, len(records), batch_size), start=1):
         chunk = records[start : start + batch_size]
@@ -257,18 +257,3 @@ def _ingest_line_batch(
     progress(
         BatchDone(number, batches, first_line, last_line, counts, len(report.rejected) - rejected_before)
     )
-
-
-def _numbers_read(frame: pd.DataFrame, contract: FeatureContract) -> pd.DataFrame:
-    """Numeric fields as numbers. One bad value in a CSV column ("old" among ages) makes the reader keep the
-    whole column as text: its numbers are read back here, and only the rows with the bad value stay text, so
-    they alone are rejected."""
-    frame = frame.copy()
-    for feature in contract.features:
-        column = frame.get(feature.name)
-        if feature.kind != "numeric" or column is None or pd.api.types.is_numeric_dtype(column):
-            continue
-        numbers = pd.to_numeric(column, errors="coerce")
-        unreadable = column.notna() & numbers.isna()
-        frame[feature.name] = numbers.astype(object).where(~unreadable, column)
-    return frame

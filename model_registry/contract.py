@@ -90,6 +90,11 @@ class FeatureContract:
         # sources; anything else in a record is unknown to it. Made once: every scoring request reads it.
         sources = {source for derivation in self.derived for source in derivation.sources}
         self.field_names = frozenset({self.id_field, *(f.name for f in self.features), *sources})
+        # The fields read as numbers: numeric features and the sources of ratios derived from them.
+        ratio_sources = {
+            s for derivation in self.derived if derivation.rule == "ratio" for s in derivation.sources
+        }
+        self.number_fields = frozenset({f.name for f in self.features if f.kind == "numeric"} | ratio_sources)
 
     @property
     def column_names(self) -> list[str]:

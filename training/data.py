@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,21 @@ class Dataset:
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     as_objects = frame.astype(object)
     return as_objects.where(as_objects.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+
+
+def numbers_read(frame: pd.DataFrame, fields: Iterable[str]) -> pd.DataFrame:
+    """The fields' columns as numbers. One bad value in a CSV column ("old" among ages) makes a reader keep the
+    whole column as text: its numbers are read back here, and only the cells with the bad value stay text, so
+    their rows alone are refused (by the ingest, by `clm score file`)."""
+    frame = frame.copy()
+    for name in fields:
+        column = frame.get(name)
+        if column is None or pd.api.types.is_numeric_dtype(column):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        unreadable = column.notna() & numbers.isna()
+        frame[name] = numbers.astype(object).where(~unreadable, column) if unreadable.any() else numbers
+    return frame
 
 
 class DataError(Exception):

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from app.bulk.figures import ERROR_COLUMN, Column, Options, output_columns, score_frame
 from app.scoring.runtime.scorer import Scorer
 from model_registry.contract import FeatureContract, api_name
+from training.data import numbers_read
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ROW_COLUMN, REASON_COLUMN = (
@@ -69,26 +70,8 @@ def read_chunks(
             frame = pd.DataFrame(batch.to_pydict(), dtype=object)
             yield frame.rename(columns=api_name)
         return
-    numbers = _number_fields(contract)
     for frame in pd.read_csv(path, sep=separator, dtype=str, chunksize=chunk_rows, keep_default_na=True):
-        frame = frame.rename(columns=api_name)
-        for name in numbers.intersection(frame.columns):
-            frame[name] = _as_numbers(frame[name])
-        yield frame
-
-
-def _number_fields(contract: FeatureContract) -> set[str]:
-    fields = {f.name for f in contract.features if f.kind == "numeric"}
-    fields.update(s for d in contract.derived if d.rule == "ratio" for s in d.sources)
-    return fields
-
-
-def _as_numbers(text: pd.Series) -> pd.Series:
-    numbers = pd.to_numeric(text, errors="coerce")
-    not_numbers = numbers.isna() & text.notna()
-    if not not_numbers.any():
-        return numbers
-    return numbers.astype(object).where(~not_numbers, text)
+        yield numbers_read(frame.rename(columns=api_name), contract.number_fields)
 
 
 class _Output:
