@@ -22,6 +22,7 @@ from app.db import Database
 from app.errors import ModelNotLoaded, NotFound
 from app.repositories import leases
 from app.repositories.scored_records import sampled_window
+from app.scoring.outcomes import judge_of, performance_of
 from app.scoring.runtime.loaded import LoadedModels
 from model_registry.bundle import ModelBundle
 from model_registry.drift import REFERENCE_FILE, drift
@@ -119,7 +120,8 @@ class DriftJob:
                 log.warning("drift job: run failed, trying again in %.0f s: %s", delay, exc)
 
     def run_once(self) -> bool:
-        """Take or renew the lease and, as its holder, set every served model's drift gauges. True: computed."""
+        """Take or renew the lease and, as its holder, set every served model's drift and realised-performance
+        gauges. True: computed."""
         with self.database.engine.begin() as connection:
             self.holding = leases.take(connection, LEASE, self.holder, self.lease_seconds)
         if not self.holding:
@@ -141,8 +143,24 @@ class DriftJob:
             except (ModelNotLoaded, NotFound):
                 continue  # not loaded yet, or a version without a reference: no gauges for it
             _set_gauges(figures)
+        for name in self.models.names:
+            _set_realised(self.database, name, self.models)
         self.runs += 1
         return True
+
+
+def _set_realised(database: Database, name: str, models: LoadedModels) -> None:
+    """Each version's realised ROC AUC, as the performance route reports it, for a model outcomes judge."""
+    try:
+        judge = judge_of(name, models)
+    except NotFound:
+        return  # diagnosis and value: no outcome judges them
+    _, versions = performance_of(database, name, judge)
+    for figures in versions:
+        version = str(figures["version"])
+        metrics.JUDGED_RECORDS.labels(name, version).set(figures["records"])
+        if figures["roc_auc"] is not None:
+            metrics.REALISED_ROC_AUC.labels(name, version).set(figures["roc_auc"])
 
 
 def _set_gauges(figures: dict[str, Any]) -> None:

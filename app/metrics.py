@@ -72,6 +72,20 @@ DRIFT_FIELDS_DRIFTING = Gauge(
     ["model", "version"],
     multiprocess_mode="livemostrecent",
 )
+# Set by the drift job's lease holder too: the performance route's figure, for dashboards and alerts.
+REALISED_ROC_AUC = Gauge(
+    "clm_realised_roc_auc",
+    "ROC AUC of a served version's logged scores against the outcomes recorded since (GET /v1/models/{name}/"
+    "performance), counted in the database by the drift job",
+    ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
+JUDGED_RECORDS = Gauge(
+    "clm_judged_records",
+    "Logged scores of a served version with a recorded outcome to judge them by",
+    ["model", "version"],
+    multiprocess_mode="livemostrecent",
+)
 DRIFT_RECORDS = Gauge(
     "clm_drift_records",
     "Sampled records in the drift window the figures were computed from",

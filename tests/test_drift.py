@@ -257,3 +257,35 @@ def test_the_drift_report_is_one_html_file_with_a_plot_per_field(
     unknown = CliRunner().invoke(clm, ["drift", "report", "clm-nothing"])
     assert unknown.exit_code == 2
     assert "clm-nothing has no champion version" in unknown.output
+
+
+def test_the_realised_roc_auc_gauge_is_the_performance_routes_figure(
+    registry: ModelRegistry, churn_version: int, database_url: str, data_dir: Path
+) -> None:
+    dataset = load_dataset(find_spec("churn"), data_dir)
+    ids = dataset.ids[dataset.holdout][:400].tolist()
+    customers = [
+        {**r, "customer_id": i} for r, i in zip(dataset.records(dataset.holdout)[:400], ids, strict=True)
+    ]
+    churned = dataset.target[dataset.holdout][:400]
+    with serving(registry, database_url, prediction_log_interval=0.05, drift_interval=0.2) as client:
+        score(client, customers)
+        outcomes = [
+            {"event": "customer_churned", "record_id": c["customer_id"], "happened": bool(y)}
+            for c, y in zip(customers, churned, strict=True)
+        ]
+        wait_until(lambda: client.app_state["prediction_log"].pending == 0, "the scores to be logged")
+        assert client.post("/v1/outcomes", json={"outcomes": outcomes}).status_code == 200
+        performance = client.get("/v1/models/clm-churn/performance").json()["versions"]
+        (served,) = [v for v in performance if v["version"] == churn_version]
+
+        def gauge(name: str) -> float | None:
+            for line in client.get("/metrics").text.splitlines():
+                if line.startswith(f"{name}{{") and 'model="clm-churn"' in line:
+                    return float(line.rsplit(" ", 1)[1])
+            return None
+
+        wait_until(lambda: gauge("clm_judged_records") == served["records"], "the judged-records gauge")
+        assert served["records"] == 400
+        assert gauge("clm_realised_roc_auc") == pytest.approx(served["roc_auc"], abs=1e-9)
+        assert 0.75 < served["roc_auc"] < 0.95
