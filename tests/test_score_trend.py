@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.concurrency import read_database
+from app.db import Database
+from app.ids import UniqueIds
+from app.repositories import customers as customer_repo
+from app.repositories import line_customers as line_customer_repo
+from app.repositories import predictions
+from app.repositories.customers import StoredCustomer
+from app.request_reads import Read
 from app.scoring.customers.trend import trend_of
 from model_registry.registry import ModelRegistry
 from tests.conftest import load_demo_customers
@@ -63,3 +72,41 @@ def test_the_trend_rule() -> None:
     recent = trend_of(newest_first(0.9, 0.1, 0.2, 0.3, 0.4, 0.5), scorings=3, min_slope=0.01)
     assert [h["score"] for h in recent["history"]] == [0.3, 0.4, 0.5]
     assert recent["trend"] == "rising"
+
+
+def test_the_profile_reads_a_customers_newest_scores_exactly_with_the_customer(database_url: str) -> None:
+    # One read gives the customer and its score history (app/repositories/json_rows.py): as the route reads it
+    # (PostgreSQL: psycopg on the event loop; SQLite: the engine), scores to the last bit, times in UTC.
+    database = Database(database_url)
+    database.upgrade()
+    rows = predictions.DriverRows(database.engine.dialect)
+    ids = UniqueIds()
+    scores = [1 / 3, 0.1 + 0.2, 2 / 3, 0.123456789012345678]
+    written = [
+        *(
+            rows.build(ids, at(i), "/r", "clm-churn", 1 + i // 2, "q", [("c1", "", s, None)])[0]
+            for i, s in enumerate(scores)
+        ),
+        # Not c1's churn scores: another model, another item, another customer.
+        *rows.build(
+            ids, at(9), "/r", "clm-products", 1, "q", [("c1", "", 0.9, None), ("c1", "tv", 0.9, None)]
+        ),
+        *rows.build(ids, at(9), "/r", "clm-churn", 1, "q", [("c2", "", 0.9, None)]),
+    ]
+    try:
+        with database.session() as session:
+            customer_repo.upsert_many(session, [{"customer_id": "c1"}, {"customer_id": "c3"}])
+            line_customer_repo.upsert_many(session, "card", [{"customer_id": "c1"}])
+            rows.append(session.connection(), written)
+
+        def read(read: Read[StoredCustomer | None]) -> list[tuple[datetime, int, float]]:
+            stored = asyncio.run(read_database(database, 1, read))
+            assert stored is not None
+            return stored.score_history
+
+        newest_three = [(at(3), 2, scores[3]), (at(2), 2, scores[2]), (at(1), 1, scores[1])]
+        assert read(customer_repo.profile_read("c1", "churned", "clm-churn", 3)) == newest_three
+        assert read(line_customer_repo.profile_read("card", "c1", "churned", "clm-churn", 3)) == newest_three
+        assert read(customer_repo.profile_read("c3", "churned", "clm-churn", 3)) == []
+    finally:
+        asyncio.run(database.aclose())

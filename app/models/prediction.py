@@ -14,8 +14,9 @@ from app.models.base import Base
 class PredictionRow(Base):
     __tablename__ = "prediction_log"
     __table_args__ = (
-        # The performance query: a model's scores joined with outcomes by record (and product).
-        Index(None, "model", "record_id", "item"),
+        # The performance query: a model's scores joined with outcomes by record (and product); and a record's
+        # newest scores by a model (the profile's trend), found without sorting all of them.
+        Index(None, "model", "record_id", "item", "served_at"),
         Index(None, "served_at"),
     )
 

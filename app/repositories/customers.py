@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.models import Customer, Outcome, StoredProfileScores
 from app.models.base import utcnow
 from app.models.customer import FEATURE_FIELDS, RECORD_FIELDS
+from app.repositories import predictions
 from app.repositories.upsert import insert_for
 from app.request_reads import Read, read_on
 
@@ -32,6 +33,8 @@ class StoredCustomer:
     updated_at: datetime  # when the stored fields last changed
     churned_at: datetime | None  # when a recorded outcome says the customer left
     scores: StoredScores | None  # what the batch job (`clm score customers`) stored, current or not
+    # Its last scores by the churn model, (served_at, version, score), newest first: the profile's trend.
+    score_history: list[tuple[datetime, int, float]]
 
 
 _CUSTOMERS = Customer.__table__
@@ -83,6 +86,7 @@ _FOR_PROFILE = (
         _SCORES.c.churn_version,
         _SCORES.c.products_version,
         _SCORES.c.scores,
+        predictions.SCORE_HISTORY,
     )
     .outerjoin(Outcome, churn_recorded(_CUSTOMERS.c.customer_id))
     .outerjoin(_SCORES, _SCORES.c.customer_id == _CUSTOMERS.c.customer_id)
@@ -90,20 +94,28 @@ _FOR_PROFILE = (
 )
 
 
-def profile_read(customer_id: str, churn_event: str) -> Read[StoredCustomer | None]:
-    """The customer, whether a churn outcome is recorded for it, and its stored scores: one round trip."""
-    return Read(_FOR_PROFILE, {"customer_id": customer_id, "event": churn_event}, _stored_customer)
+def profile_read(
+    customer_id: str, churn_event: str, churn_model: str, history: int
+) -> Read[StoredCustomer | None]:
+    """The customer, whether a churn outcome is recorded for it, its stored scores and its last `history` scores
+    by the churn model: one round trip."""
+    params = {
+        "customer_id": customer_id,
+        "event": churn_event,
+        **predictions.history_params(churn_model, history),
+    }
+    return Read(_FOR_PROFILE, params, _stored_customer)
 
 
 def _stored_customer(rows: Sequence[Sequence[Any]]) -> StoredCustomer | None:
     if not rows:
         return None
-    *values, updated_at, churned_at, scored_from, churn_version, products_version, scores = rows[0]
+    *values, updated_at, churned_at, scored_from, churn_version, products_version, scores, history = rows[0]
     record = record_of(values)
     stored = None
     if scores is not None:
         stored = StoredScores((record["customer_id"], scored_from, churn_version, products_version), scores)
-    return StoredCustomer(record, updated_at, churned_at, stored)
+    return StoredCustomer(record, updated_at, churned_at, stored, predictions.history_of(history))
 
 
 @dataclass(frozen=True)

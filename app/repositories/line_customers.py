@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import LineCustomer, Outcome
 from app.models.base import utcnow
+from app.repositories import predictions
 from app.repositories.customers import StoredCustomer, UpsertCounts, churn_recorded
 from app.repositories.upsert import insert_for
 from app.request_reads import Read, read_on
@@ -36,24 +37,32 @@ def get_records(connection: Connection, line: str, customer_ids: Iterable[str]) 
 
 
 _FOR_PROFILE = (
-    select(_TABLE.c.record, _TABLE.c.updated_at, Outcome.observed_at)
+    select(_TABLE.c.record, _TABLE.c.updated_at, Outcome.observed_at, predictions.SCORE_HISTORY)
     .outerjoin(Outcome, churn_recorded(_TABLE.c.customer_id))
     .where(_TABLE.c.line == bindparam("line"), _TABLE.c.customer_id == bindparam("customer_id"))
 )
 
 
-def profile_read(line: str, customer_id: str, churn_event: str) -> Read[StoredCustomer | None]:
-    """The customer of the line and whether a churn outcome is recorded for it, in one round trip. Profile
-    scores are not stored ahead for added lines: they are scored on view (and remembered by each worker)."""
-    params = {"line": line, "customer_id": customer_id, "event": churn_event}
+def profile_read(
+    line: str, customer_id: str, churn_event: str, churn_model: str, history: int
+) -> Read[StoredCustomer | None]:
+    """The customer of the line, whether a churn outcome is recorded for it and its last `history` scores by the
+    churn model, in one round trip. Profile scores are not stored ahead for added lines: they are scored on view
+    (and remembered by each worker)."""
+    params = {
+        "line": line,
+        "customer_id": customer_id,
+        "event": churn_event,
+        **predictions.history_params(churn_model, history),
+    }
     return Read(_FOR_PROFILE, params, _stored_customer)
 
 
 def _stored_customer(rows: Sequence[Sequence[Any]]) -> StoredCustomer | None:
     if not rows:
         return None
-    record, updated_at, churned_at = rows[0]
-    return StoredCustomer(record, updated_at, churned_at, None)
+    record, updated_at, churned_at, history = rows[0]
+    return StoredCustomer(record, updated_at, churned_at, None, predictions.history_of(history))
 
 
 def upsert_many(session: Session, line: str, records: list[dict[str, Any]]) -> UpsertCounts:

@@ -23,7 +23,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.models import Outcome, PredictionRow
-from app.request_reads import Read
+from app.models.base import as_utc
+from app.repositories.json_rows import json_rows
 
 _TABLE: Table = PredictionRow.__table__  # type: ignore[assignment]
 # The order of a row's values: DriverRows.build makes them in this order and the statement names them so.
@@ -40,6 +41,9 @@ COLUMNS = (
     "request_id",
 )
 LogRow = tuple[Any, ...]
+# SQLite's least limit on a statement's parameters (999 before 3.32, 32,766 since): an INSERT takes as many rows
+# as fit in it.
+SQLITE_PARAMETERS = 999
 
 
 class DriverRows:
@@ -50,22 +54,34 @@ class DriverRows:
     handling, three times the database's own work (SQLite, 1,000-row batches). Rows are built here as plain
     tuples, the values converted by SQLAlchemy's own bind processors for the backend (so they are stored
     exactly as the ORM stores and reads them). Values the same for a whole request (time, route, model) are
-    converted once. SQLite takes them as one executemany; PostgreSQL by COPY (psycopg's executemany sends rows
-    one by one through its pipeline: ~40 ms of Python per 1,000 rows).
+    converted once. SQLite takes as many rows to a statement as fit in it (INSERT ... VALUES (...), (...)):
+    Python's sqlite3 executemany takes the GIL back after every row, and a writer thread beside a busy event
+    loop then waits up to the switch interval (5 ms) for it each time, so 1,000 rows took seconds and preempted
+    the loop a thousand times. PostgreSQL takes them by COPY (psycopg's executemany sends rows one by one through
+    its pipeline: ~40 ms of Python per 1,000 rows).
     """
 
     def __init__(self, dialect: Dialect, table: Table = _TABLE, columns: tuple[str, ...] = COLUMNS) -> None:
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
         self._table_name = table.name
         self._columns = columns
-        self._statement = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join([marker] * len(columns))}) ON CONFLICT DO NOTHING"
-        )
+        self._row_marker = f"({', '.join('?' * len(columns))})"
+        self._rows_per_insert = SQLITE_PARAMETERS // len(columns)
+        self._inserts: dict[int, str] = {}
         self._processors = {
             name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
         }
         self._by_copy = dialect.name == "postgresql"
+
+    def _insert(self, rows: int) -> str:
+        """SQLite's statement for `rows` rows (made once per count); a row already there (same id) is skipped."""
+        statement = self._inserts.get(rows)
+        if statement is None:
+            values = ", ".join([self._row_marker] * rows)
+            statement = self._inserts[rows] = (
+                f"INSERT INTO {self._table_name} ({', '.join(self._columns)}) VALUES {values} "
+                "ON CONFLICT DO NOTHING"
+            )
+        return statement
 
     def bind(self, name: str, value: Any) -> Any:
         """A value of column `name` in the driver's form."""
@@ -95,7 +111,9 @@ class DriverRows:
         if not rows:
             return
         if not self._by_copy:
-            connection.exec_driver_sql(self._statement, list(rows))
+            for start in range(0, len(rows), self._rows_per_insert):
+                chunk = rows[start : start + self._rows_per_insert]
+                connection.exec_driver_sql(self._insert(len(chunk)), tuple(v for row in chunk for v in row))
             return
         # COPY cannot skip conflicts: rows go to a staging table of this session (emptied at commit), then
         # into the log by one INSERT ... ON CONFLICT DO NOTHING.
@@ -122,28 +140,38 @@ class DriverRows:
         )
 
 
-# A record's scores by a model, newest first: Core on the table (compiled once), as the other request reads.
-_HISTORY = (
+# A stored customer's churn scores, newest first, for its profile's trend: a column of the customer's own read
+# (app/repositories/customers.py), so the profile costs one round trip. The index on (model, record_id, item,
+# served_at) finds the newest without sorting all of a customer's scores.
+_HISTORY_ROWS = (
     select(_TABLE.c.served_at, _TABLE.c.version, _TABLE.c.score)
     .where(
-        _TABLE.c.model == bindparam("model"),
-        _TABLE.c.record_id == bindparam("record_id"),
-        _TABLE.c.item == bindparam("item"),
+        _TABLE.c.model == bindparam("history_model"),
+        _TABLE.c.record_id == bindparam("customer_id"),
+        _TABLE.c.item == "",
     )
     .order_by(_TABLE.c.served_at.desc())
-    .limit(bindparam("limit", type_=Integer))
+    .limit(bindparam("history_limit", type_=Integer))
+    .subquery("history")
+)
+SCORE_HISTORY = (
+    select(json_rows(_HISTORY_ROWS.c.served_at, _HISTORY_ROWS.c.version, _HISTORY_ROWS.c.score))
+    .scalar_subquery()
+    .label("score_history")
 )
 
 
-def history_read(
-    model: str, record_id: str, item: str, limit: int
-) -> Read[list[tuple[datetime, int, float]]]:
-    """A record's last `limit` scores by a model (served_at, version, score), newest first: one round trip."""
-    return Read(
-        _HISTORY,
-        {"model": model, "record_id": record_id, "item": item, "limit": limit},
-        lambda rows: [(at, version, score) for at, version, score in rows],
-    )
+def history_params(model: str, limit: int) -> dict[str, Any]:
+    """SCORE_HISTORY's parameters: the customer's last `limit` scores by `model` (its id is `customer_id`)."""
+    return {"history_model": model, "history_limit": limit}
+
+
+def history_of(rows: list[list[Any]] | None) -> list[tuple[datetime, int, float]]:
+    """SCORE_HISTORY's value as (served_at, version, score), newest first."""
+    history = [
+        (as_utc(datetime.fromisoformat(at)), int(version), float(score)) for at, version, score in rows or ()
+    ]
+    return sorted(history, key=lambda scoring: scoring[0], reverse=True)
 
 
 def count(session: Session, model: str | None = None) -> int:

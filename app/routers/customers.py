@@ -17,7 +17,6 @@ from app.dependencies import (
 )
 from app.error_handlers import error_response_doc
 from app.json_io import scoring_response
-from app.repositories import predictions
 from app.schemas.customers import ProfileResponse
 from app.scoring.customers import trend
 from app.scoring.customers.profile import build_profile, found, stored_read
@@ -57,17 +56,14 @@ async def customer_profile(
 ) -> Response:
     """The call-centre view of one customer, scored from its stored record by the served versions."""
     churn_model = models.for_line("churn", line).name  # an unknown line is a 404 before the store is read
-    stored = found(await read_database(database, 1, stored_read(customer_id, line)), customer_id, line)
-    # The churn score's history, before this view logs its own score (a second round trip).
-    history = await read_database(
-        database,
-        1,
-        predictions.history_read(
-            churn_model, customer_id, "", settings.score_trend_scorings * trend.READ_PER_SCORING
-        ),
-    )
+    # The customer and its churn score's history (read before this view logs its own score): one round trip.
+    history = settings.score_trend_scorings * trend.READ_PER_SCORING
+    read = stored_read(customer_id, line, churn_model, history)
+    stored = found(await read_database(database, 1, read), customer_id, line)
     churn_trend = trend.trend_of(
-        history, scorings=settings.score_trend_scorings, min_slope=settings.score_trend_min_slope
+        stored.score_history,
+        scorings=settings.score_trend_scorings,
+        min_slope=settings.score_trend_min_slope,
     )
     # One customer: scored on the event loop (app/concurrency.py).
     profile = build_profile(stored, line, models, memo, log_predictions, churn_trend)

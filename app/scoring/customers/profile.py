@@ -66,11 +66,14 @@ class ScoreMemo:
                 self._entries.popitem(last=False)
 
 
-def stored_read(customer_id: str, line: str | None) -> Read[StoredCustomer | None]:
-    """The read of a stored customer of the churn line (and whether it churned): see found()."""
+def stored_read(
+    customer_id: str, line: str | None, churn_model: str, history: int
+) -> Read[StoredCustomer | None]:
+    """The read of a stored customer of the churn line (whether it churned, its last `history` scores by the
+    line's churn model): see found()."""
     if line is None:
-        return customer_repo.profile_read(customer_id, CUSTOMER_CHURNED)
-    return line_customer_repo.profile_read(line, customer_id, CUSTOMER_CHURNED)
+        return customer_repo.profile_read(customer_id, CUSTOMER_CHURNED, churn_model, history)
+    return line_customer_repo.profile_read(line, customer_id, CUSTOMER_CHURNED, churn_model, history)
 
 
 def found(stored: StoredCustomer | None, customer_id: str, line: str | None) -> StoredCustomer:
