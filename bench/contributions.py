@@ -151,6 +151,8 @@ def main() -> None:
             print(f"{name}: no champion (run `make train`)")
             continue
         bundle = registry.load(name, ref.version)
+        if not bundle.boosters:  # a value model: fitted parameters, no trees to explain
+            continue
         dataset = load_dataset(specs[name], DATA_DIR)
         rows, errors = bundle.contract.encode(dataset.records(dataset.holdout))
         if errors:
