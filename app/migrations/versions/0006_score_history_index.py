@@ -1,5 +1,7 @@
 """The prediction log's index by record gains served_at: a customer's newest scores (the profile's trend) are read
-from the index's end instead of sorting every score the customer ever had.
+from the index's end instead of sorting every score the customer ever had. On a large log the new index takes a
+while to build, and PostgreSQL holds the log's writes until it is done: the services' log writers keep their rows
+in memory meanwhile and write them after (up to CLM_PREDICTION_LOG_CAPACITY rows each).
 
 Revision ID: 0006
 Revises: 0005
