@@ -10,9 +10,6 @@ cost (one read of the window per model, a few ms of numpy) is paid once per inte
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 from app import metrics
 from app.db import Database
 from app.errors import ModelNotLoaded, NotFound
-from app.repositories import leases
+from app.lease_holder import LeaseHolder
 from app.repositories.scored_records import sampled_window
 from app.scoring.outcomes import judge_of, performance_of
 from app.scoring.runtime.loaded import LoadedModels
@@ -86,9 +83,7 @@ class DriftJob:
         self.window = window
         self.watch, self.act = watch, act
         # The lease outlives two missed runs, so one slow computation does not hand it over.
-        self.lease_seconds = 3 * interval
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
-        self.holding = False
+        self.lease = LeaseHolder(database, LEASE, 3 * interval, holder=holder)
         self.runs = 0  # computations this job made (as the holder)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,13 +97,7 @@ class DriftJob:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if self.holding:
-            try:
-                with self.database.engine.begin() as connection:
-                    leases.release(connection, LEASE, self.holder)
-            except Exception as exc:  # it expires on its own
-                log.warning("drift job: could not give the lease up, it expires on its own: %s", exc)
-            self.holding = False
+        self.lease.give_up("stopping")
 
     def _run(self) -> None:
         delay = 0.0
@@ -122,9 +111,7 @@ class DriftJob:
     def run_once(self) -> bool:
         """Take or renew the lease and, as its holder, set every served model's drift and realised-performance
         gauges. True: computed."""
-        with self.database.engine.begin() as connection:
-            self.holding = leases.take(connection, LEASE, self.holder, self.lease_seconds)
-        if not self.holding:
+        if not self.lease.take():
             return False
         until = datetime.now(UTC)
         for name in self.models.names:

@@ -40,16 +40,15 @@ import contextlib
 import logging
 import os
 import random
-import secrets
-import socket
 import threading
 import time
 
 from app import metrics
 from app.db import Database
 from app.errors import ModelNotLoaded, NotFound, VersionRefusedError
+from app.lease_holder import LeaseHolder
 from app.prescore import count_stale, scored_rows, stale_batch
-from app.repositories import leases, profile_scores
+from app.repositories import profile_scores
 from app.scoring.customers.profile import products_scorer_of
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.scorer import Scorer
@@ -80,7 +79,6 @@ class ProfileRefresher:
         self.models = models
         self.interval = interval
         self.batch_size = batch_size
-        self.lease_seconds = lease_seconds
         # Added to this thread's nice value (Linux: a thread's own), so that while the CPU is busy the requests
         # of every worker come first and the refresh takes what is left.
         self.nice = nice
@@ -89,9 +87,7 @@ class ProfileRefresher:
         self.follow_registry = follow_registry
         self.scored = 0  # customers this refresher stored
         self._registry_down = False
-        # Unique per process and per app: two apps in one process (tests) are two holders.
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:200]
-        self.holding = False
+        self.lease = LeaseHolder(database, LEASE, lease_seconds, holder=holder, on_change=_count_holding)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -102,7 +98,7 @@ class ProfileRefresher:
             "profile refresher started: checking every %.1f s, %d customers per batch (holder %s)",
             self.interval,
             self.batch_size,
-            self.holder,
+            self.lease.holder,
         )
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -112,14 +108,7 @@ class ProfileRefresher:
             # A batch is scored and written in a second or so; past the timeout, the thread is a daemon.
             self._thread.join(timeout)
             self._thread = None
-        if self.holding:
-            try:
-                with self.database.engine.begin() as connection:
-                    leases.release(connection, LEASE, self.holder)
-                log.info("profile refresher: lease given up (holder %s)", self.holder)
-            except Exception as exc:  # it expires on its own
-                log.warning("profile refresher: could not give the lease up, it expires on its own: %s", exc)
-            self._set_holding(False)
+        self.lease.give_up("stopping")
 
     def _run(self) -> None:
         self._lower_priority()
@@ -148,16 +137,9 @@ class ProfileRefresher:
         True: check again at once (the served versions changed during a pass)."""
         served = self._follow()
         if served is None:
-            self._give_up("the profile's churn model is not loaded here")
+            self.lease.give_up("the profile's churn model is not loaded here")
             return False
-        with self.database.engine.begin() as connection:
-            held = leases.take(connection, LEASE, self.holder, self.lease_seconds)
-        if held != self.holding:
-            log.info(
-                "profile refresher: %s the lease (holder %s)", "holding" if held else "lost", self.holder
-            )
-        self._set_holding(held)
-        if not held:
+        if not self.lease.take():
             return False
         churn, products = served
         products_version = products.version if products else None
@@ -195,11 +177,10 @@ class ProfileRefresher:
                 )
                 return True
             with self.database.engine.begin() as connection:
-                if not leases.renew(connection, LEASE, self.holder, self.lease_seconds):
+                if not self.lease.renew(connection):
                     # Another process holds the lease now (this one stalled past its expiry), or this one gave
                     # it up (stopping): write nothing.
                     log.warning("profile refresh: lost the lease after %d customers scored; stopping", done)
-                    self._set_holding(False)
                     return False
                 profile_scores.save(connection, rows)
             done += len(rows)
@@ -265,20 +246,13 @@ class ProfileRefresher:
             self._registry_down = False
         return self._served()
 
-    def _give_up(self, why: str) -> None:
-        if self.holding:
-            log.warning("profile refresher: giving the lease up: %s", why)
-            with self.database.engine.begin() as connection:
-                leases.release(connection, LEASE, self.holder)
-            self._set_holding(False)
 
-    def _set_holding(self, held: bool) -> None:
-        # Changed by one, not set: two apps in one process (tests) share the gauge, each adds its own holding.
-        if held and not self.holding:
-            metrics.PROFILE_REFRESH_LEASE.inc()
-        elif self.holding and not held:
-            metrics.PROFILE_REFRESH_LEASE.dec()
-        self.holding = held
+def _count_holding(held: bool) -> None:
+    # Changed by one, not set: two apps in one process (tests) share the gauge, each adds its own holding.
+    if held:
+        metrics.PROFILE_REFRESH_LEASE.inc()
+    else:
+        metrics.PROFILE_REFRESH_LEASE.dec()
 
 
 def _same(now: Served | None, before: Served) -> bool:

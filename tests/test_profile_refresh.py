@@ -196,18 +196,18 @@ def test_one_of_two_apps_sharing_a_database_refreshes_and_the_other_takes_over_w
         wait_until(lambda: all_current(database_url, churn_lineup.good), "the first scores", PATIENCE)
         refreshers = [refresher_of(client) for client in clients]
         time.sleep(5 * FAST["profile_refresh_interval"])  # several checks each
-        assert [r.holding for r in refreshers].count(True) == 1
-        index = 0 if refreshers[0].holding else 1
+        assert [r.lease.holding for r in refreshers].count(True) == 1
+        index = 0 if refreshers[0].lease.holding else 1
         holder, other = refreshers[index], refreshers[1 - index]
         assert holder.scored == CUSTOMERS
         assert other.scored == 0  # it tried for the lease at every check, and did nothing else
         assert sample("clm_profile_refresh_lease") == 1
         database = clients[1 - index].app_state["database"]
         with database.engine.connect() as connection:
-            assert leases.holder_of(connection, LEASE) == holder.holder
+            assert leases.holder_of(connection, LEASE) == holder.lease.holder
 
         apps[index].close()  # the holder's app stops and gives its lease up: taken over at the next check
-        wait_until(lambda: other.holding, "the other app to take the lease over", 10 * other.interval)
+        wait_until(lambda: other.lease.holding, "the other app to take the lease over", 10 * other.interval)
         with database.engine.begin() as connection:  # a promoted version's scores would be as stale
             connection.execute(update(StoredProfileScores).values(churn_version=-1))
         wait_until(
@@ -258,7 +258,7 @@ def test_a_holder_that_died_is_replaced_once_its_lease_expires(
         started = time.monotonic()
         with serving(lineup_registry, database_url) as client:
             refresher = refresher_of(client)
-            wait_until(lambda: refresher.holding, "the lease to be taken over", PATIENCE)
+            wait_until(lambda: refresher.lease.holding, "the lease to be taken over", PATIENCE)
             assert time.monotonic() - started >= 2.5  # not before the dead holder's lease expired
             wait_until(lambda: all_current(database_url, churn_lineup.good), "the scores", PATIENCE)
     finally:
@@ -377,7 +377,7 @@ def test_a_refresher_that_lost_its_lease_writes_nothing(
     monkeypatch.setattr(refresh_module, "scored_rows", score_and_stall)
     try:
         assert refresher._check() is False
-        assert not refresher.holding
+        assert not refresher.lease.holding
         assert len(stored_rows(database_url)) == 50
         assert row_versions(database_url) == []
         assert refresher.scored == 0
