@@ -10,41 +10,40 @@ import csv
 import logging
 import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
-from sqlalchemy.exc import DBAPIError
 
-from app.bulk.figures import TOP_N, Options
-from app.bulk.files import ChunkDone, default_rejects, score_file
-from app.bulk.model_ref import ModelRef, UnknownVersion
-from app.bulk.record_model import RecordFlavour, scorer_of
+from app.bulk.defaults import TOP_N
 from app.bulk.spark import spark_command
-from app.db import Database
-from app.drift import drift_of
-from app.drift_report import render as render_drift_report
-from app.errors import ModelNotLoaded, NotFound
-from app.ingest import BatchDone, IngestReport, ingest_customers, ingest_line_customers
-from app.prescore import BatchScored, prescore_profiles
-from app.scoring.customers.profile import products_scorer_of
-from app.scoring.runtime.loaded import LoadedModels
-from app.scoring.use_cases.churn import CHURN_MODEL
-from app.scoring.use_cases.products import PRODUCTS_MODEL
 from app.settings import Settings
-from model_registry.contract import api_name
-from model_registry.registry import ModelRegistry
 from training.cli import TrainingSettings, register_with
 from training.cli import app as clm
-from training.data import DataError, read_source
-from training.spec import ROW_NUMBER, ModelSpec, all_specs
 
-# Every version `clm train` and `clm retrain` register carries the record model as its pyfunc flavour.
-register_with(RecordFlavour())
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from app.bulk.files import ChunkDone
+    from app.db import Database
+    from app.ingest import BatchDone, IngestReport
+    from app.prescore import BatchScored
+    from model_registry.registry import PyfuncFlavour
+    from training.spec import ModelSpec
+
+
+def _record_flavour() -> PyfuncFlavour:
+    # Heavy modules (MLflow, XGBoost, pandas) are imported in the commands using them: `clm --help` starts in <1 s.
+    from app.bulk.record_model import RecordFlavour
+
+    return RecordFlavour()
+
+
+# Every version `clm train` and `clm retrain` register carries the record model as its pyfunc flavour (made when
+# a command opens the registry).
+register_with(_record_flavour)
 # The use cases whose lines keep customers in the store (`clm ingest customers --line`).
 STORED_USE_CASES = ("churn", "value")
 db_app = typer.Typer(help="The service's database (CLM_DATABASE_URL).", no_args_is_help=True)
@@ -74,6 +73,8 @@ def db_upgrade_command() -> None:
     """Bring the schema to the newest migration: a step of its own, before the service starts (`make run` runs
     it; in a container, run it once per release). A no-op when the schema is current; several at once take turns.
     """
+    from sqlalchemy.exc import DBAPIError
+
     database = _database()
     try:
         database.upgrade()
@@ -87,6 +88,8 @@ def db_upgrade_command() -> None:
 
 
 def _database() -> Database:
+    from app.db import Database
+
     settings = Settings()
     return Database(settings.database_url, connect_timeout=settings.database_connect_timeout)
 
@@ -116,6 +119,11 @@ def drift_report_command(
 ) -> None:
     """Write a self-contained HTML report of the served version's drift (CLM_ALIAS): every field's PSI, the
     score's, and a plot per field of the reference against the window's sampled records."""
+    from app.drift import drift_of
+    from app.drift_report import render as render_drift_report
+    from app.errors import NotFound
+    from model_registry.registry import ModelRegistry
+
     settings = Settings()
     registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
     served = registry.resolve(name, settings.alias)
@@ -177,6 +185,9 @@ def ingest_customers_command(
 
     Exits 1 when any row was rejected (the good rows are stored all the same).
     """
+    from app.ingest import ingest_customers
+    from training.data import DataError
+
     settings = Settings()
     load = partial(ingest_customers, path=file) if line is None else _line_loader(settings, line, file)
     database = _migrated_database()
@@ -196,6 +207,12 @@ def ingest_customers_command(
 def _line_loader(settings: Settings, line: str, file: Path) -> Callable[..., IngestReport]:
     """Loading a line's customers: the file read in the format of the line's spec (separator, missing values,
     ID column), each row checked against the contract of the version the service serves for the line."""
+    from app.ingest import ingest_line_customers
+    from model_registry.contract import api_name
+    from model_registry.registry import ModelRegistry
+    from training.data import read_source
+    from training.spec import ROW_NUMBER
+
     spec = _stored_line_spec(line)
     registry = ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root))
     served = registry.resolve(spec.registered_model, settings.alias)
@@ -217,6 +234,8 @@ def _line_loader(settings: Settings, line: str, file: Path) -> Callable[..., Ing
 def _stored_line_spec(line: str) -> ModelSpec:
     """The spec of a line whose customers the store keeps: a churn line, or a value line (its customers'
     transaction summaries, `clm value summaries`)."""
+    from training.spec import all_specs
+
     specs = [
         spec
         for spec in all_specs(TrainingSettings().specs_dir)
@@ -248,6 +267,14 @@ def score_customers_command(
     CLM_PROFILE_REFRESH): this fills them on every core, e.g. before the service starts. Customers not scored are
     still scored when viewed. A re-run scores only what changed.
     """
+    from app.errors import ModelNotLoaded
+    from app.prescore import prescore_profiles
+    from app.scoring.customers.profile import products_scorer_of
+    from app.scoring.runtime.loaded import LoadedModels
+    from app.scoring.use_cases.churn import CHURN_MODEL
+    from app.scoring.use_cases.products import PRODUCTS_MODEL
+    from model_registry.registry import ModelRegistry
+
     settings = Settings()
     if CHURN_MODEL not in settings.models:
         raise typer.BadParameter(f"the profile needs {CHURN_MODEL}, and CLM_MODELS does not serve it")
@@ -366,6 +393,14 @@ def score_file_command(
     A row the API would refuse goes to the rejects file with its reasons and the rest are scored; exits 1 when
     any row was refused.
     """
+    import pyarrow as pa
+
+    from app.bulk.figures import Options
+    from app.bulk.files import default_rejects, score_file
+    from app.bulk.model_ref import ModelRef, UnknownVersion
+    from app.bulk.record_model import scorer_of
+    from model_registry.registry import ModelRegistry
+
     settings = Settings()
     try:
         ref = ModelRef.parse(model, settings.alias)

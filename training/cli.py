@@ -6,22 +6,21 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from model_registry.history import champion_history
-from model_registry.registry import CHAMPION, ModelRegistry, PyfuncFlavour
 from model_registry.settings import RegistrySettings
-from training import from_store, promotion
-from training.data import DataError
-from training.kinds import KINDS, kind_of
-from training.promotion import GateSettings
-from training.spec import ModelSpec, SpecError, find_spec, load_spec, spec_files
-from training.spec_check import LEAK_ROC_AUC, SpecCheck, check_spec
-from training.value import write_summaries
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from model_registry.registry import ModelRegistry, PyfuncFlavour
+    from training import promotion
+    from training.spec import ModelSpec
+    from training.spec_check import SpecCheck
 
 app = typer.Typer(
     help="Train, compare, promote and roll back the lifecycle scoring models.", no_args_is_help=True
@@ -33,7 +32,6 @@ app.add_typer(spec_app, name="spec")
 value_app = typer.Typer(help="Value lines: their customers' transaction summaries.", no_args_is_help=True)
 app.add_typer(value_app, name="value")
 log = logging.getLogger("clm")
-HEADLINES = tuple(dict.fromkeys(kind.headline[0] for kind in KINDS.values()))
 
 
 class TrainingSettings(RegistrySettings):
@@ -59,22 +57,29 @@ class TrainingSettings(RegistrySettings):
 
 
 # The pyfunc flavour of every version `clm` registers: the record model, which is the service's code
-# (app/bulk/record_model.py). app/cli.py, composing `clm`, hands it over: training never imports app/.
-_flavours: list[PyfuncFlavour] = []
+# (app/bulk/record_model.py). app/cli.py, composing `clm`, hands over what makes it: training never imports app/,
+# and the flavour is made when a command opens the registry, not when `clm` starts (it imports the libraries).
+_flavours: list[Callable[[], PyfuncFlavour]] = []
 
 
-def register_with(flavour: PyfuncFlavour) -> None:
-    """Give every version the commands register this pyfunc flavour."""
+def register_with(flavour: Callable[[], PyfuncFlavour]) -> None:
+    """Give every version the commands register the pyfunc flavour `flavour()` makes."""
     _flavours[:] = [flavour]
 
 
 def _registry(settings: TrainingSettings) -> ModelRegistry:
+    # Heavy modules (MLflow, XGBoost, pandas) are imported in the commands using them: `clm --help` starts in <1 s.
+    from model_registry.registry import ModelRegistry
+
     Path("var").mkdir(exist_ok=True)
-    flavour = _flavours[0] if _flavours else None
+    flavour = _flavours[0]() if _flavours else None
     return ModelRegistry(settings.mlflow_tracking_uri, str(settings.artifact_root), flavour)
 
 
 def _train(spec: ModelSpec, settings: TrainingSettings, as_challenger: bool) -> None:
+    from training.data import DataError
+    from training.kinds import kind_of
+
     kind = kind_of(spec)
     try:
         ref, figures = kind.train(spec, settings.data_dir, _registry(settings), as_challenger=as_challenger)
@@ -114,6 +119,8 @@ def train(
 
     The specs are the packaged ones (training/specs/) and those in CLM_SPECS_DIR.
     """
+    from model_registry.registry import CHAMPION
+
     settings = TrainingSettings()
     if use_case is not None and spec_file is not None:
         raise typer.BadParameter("name a use case or give --spec FILE, not both")
@@ -147,6 +154,9 @@ def spec_check(
     Exits 1 when a check fails (a column whose single-feature ROC AUC is above 0.95 fails unless the spec
     leaves it out or marks it checked with a reason), 2 when the spec or its data cannot be read.
     """
+    from training.data import DataError
+    from training.spec_check import check_spec
+
     spec = _load(spec_file)
     try:
         result = check_spec(spec, TrainingSettings().data_dir)
@@ -160,6 +170,9 @@ def spec_check(
 @models_app.command("list")
 def list_models() -> None:
     """Every registered model with its versions, aliases and holdout ROC AUC."""
+    from training.kinds import KINDS
+
+    headlines = tuple(dict.fromkeys(kind.headline[0] for kind in KINDS.values()))
     registry = _registry(TrainingSettings())
     names = registry.registered_names()
     if not names:
@@ -168,7 +181,7 @@ def list_models() -> None:
         typer.echo(name)
         for ref in registry.versions(name):
             # The version's headline figure: ROC AUC, or what its kind reports instead (a value model's MAE).
-            figure = next((f for f in HEADLINES if f"holdout.{f}" in ref.tags), "roc_auc")
+            figure = next((f for f in headlines if f"holdout.{f}" in ref.tags), "roc_auc")
             shown = f"{figure}={ref.tags.get(f'holdout.{figure}', '?')}"
             aliases = ",".join(ref.aliases) or "-"
             typer.echo(
@@ -209,6 +222,9 @@ def retrain(
 
 
 def _retrain_from_store(spec: ModelSpec, settings: TrainingSettings, since: datetime | None) -> None:
+    from training import from_store
+    from training.data import DataError
+
     try:
         ref, figures, source = from_store.retrain_from_store(
             spec,
@@ -260,6 +276,9 @@ def promote(
 
     Exits with status 1 when the gate refuses. The service picks a new champion up on its next poll.
     """
+    from training import promotion
+    from training.promotion import GateSettings
+
     settings = TrainingSettings()
     spec = _find_spec(use_case, line, settings)
     margins = GateSettings().margins()
@@ -282,6 +301,8 @@ def rollback(
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
 ) -> None:
     """Put the previous champion back, as the champion history records it (no gate: it served before)."""
+    from training import promotion
+
     name = _registered_name(use_case, line, TrainingSettings())
     try:
         demoted, restored = promotion.rollback(_registry(TrainingSettings()), name)
@@ -297,6 +318,9 @@ def models_history(
     line: Annotated[str | None, typer.Option(help="The line of a use case with several (leads).")] = None,
 ) -> None:
     """Who was champion when: version, from, until, the command that made it champion, the gate figures."""
+    from model_registry.history import champion_history
+    from model_registry.registry import CHAMPION
+
     settings = TrainingSettings()
     registry = _registry(settings)
     name = _registered_name(use_case, line, settings)
@@ -330,6 +354,9 @@ def value_summaries(
 ) -> None:
     """Summarise every customer of a value line's transactions as of a day, in the fields /v1/value/score reads:
     load them with `clm ingest customers --line LINE OUT` to score customers by id."""
+    from training.data import DataError
+    from training.value import write_summaries
+
     settings = TrainingSettings()
     spec = _find_spec("value", line, settings)
     try:
@@ -340,6 +367,8 @@ def value_summaries(
 
 
 def _print_check(path: Path, result: SpecCheck) -> None:
+    from training.spec_check import LEAK_ROC_AUC
+
     spec, data = result.spec, result.spec.data
     typer.echo(f"{path}: {spec.key} ({spec.registered_model}, kind {spec.kind})")
     typer.echo(f"data: {data.source}, {result.rows:,} rows, {result.columns} columns")
@@ -419,6 +448,8 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(path: Path) -> ModelSpec:
+    from training.spec import SpecError, load_spec
+
     try:
         return load_spec(path)
     except SpecError as exc:
@@ -426,6 +457,8 @@ def _load(path: Path) -> ModelSpec:
 
 
 def _catalogue(settings: TrainingSettings) -> dict[Path, ModelSpec]:
+    from training.spec import SpecError, spec_files
+
     try:
         return spec_files(settings.specs_dir)
     except SpecError as exc:
@@ -433,6 +466,8 @@ def _catalogue(settings: TrainingSettings) -> dict[Path, ModelSpec]:
 
 
 def _find_spec(use_case: str, line: str | None, settings: TrainingSettings) -> ModelSpec:
+    from training.spec import SpecError, find_spec
+
     try:
         return find_spec(use_case, line, settings.specs_dir)
     except SpecError as exc:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from app.bulk.defaults import ERROR_COLUMN, TOP_N
 from app.errors import InvalidRecords
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.use_cases.churn import CHURN, score_customers
@@ -26,8 +27,6 @@ from model_registry.catalogue import ProductCatalogue
 from training.data import frame_records
 
 ColumnType = Literal["string", "double", "long"]
-ERROR_COLUMN = "error"
-TOP_N = 3  # products: offers kept in `recommendations`, as POST /v1/products/match's default
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.bulk.figures import ERROR_COLUMN, Column, Options, output_columns, score_frame
+from app.bulk.defaults import ERROR_COLUMN
+from app.bulk.figures import Column, Options, output_columns, score_frame
 from app.scoring.runtime.scorer import Scorer
 from model_registry.contract import FeatureContract, api_name
 from training.data import numbers_read

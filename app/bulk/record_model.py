@@ -30,7 +30,8 @@ from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
 
-from app.bulk.figures import TOP_N, Options, output_columns, score_frame
+from app.bulk.defaults import TOP_N
+from app.bulk.figures import Options, output_columns, score_frame
 from app.scoring.runtime.scorer import Scorer
 from model_registry.bundle import ModelBundle
 from model_registry.contract import FeatureContract, has_integer_categories

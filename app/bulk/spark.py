@@ -17,17 +17,14 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-import mlflow
 import typer
 
-from app.bulk.figures import ERROR_COLUMN, TOP_N
-from app.bulk.model_ref import ModelRef, UnknownVersion
-from app.settings import Settings
-from model_registry.contract import FeatureContract, api_name
-from model_registry.registry import ModelRegistry
+from app.bulk.defaults import ERROR_COLUMN, TOP_N
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    from model_registry.contract import FeatureContract
 
 SCORES = "__scores"
 
@@ -53,8 +50,11 @@ def score_table(
     top_n: int = TOP_N,
 ) -> SparkReport:
     """Score the Parquet table `source` into `out`; refused rows (the input and `error`) into `rejects`."""
+    import mlflow
     from pyspark import StorageLevel
     from pyspark.sql import functions as sf
+
+    from model_registry.contract import api_name
 
     table = spark.read.parquet(source)
     table = table.toDF(*[api_name(column) for column in table.columns])
@@ -140,6 +140,13 @@ def spark_command(
     except ImportError as exc:
         typer.echo("PySpark is not installed: pip install 'clm-scoring[spark]'", err=True)
         raise typer.Exit(1) from exc
+    # MLflow and the registry are imported here, not at the top: `clm` starts in well under a second without them.
+    import mlflow
+
+    from app.bulk.model_ref import ModelRef, UnknownVersion
+    from app.settings import Settings
+    from model_registry.registry import ModelRegistry
+
     settings = Settings()
     try:
         ref = ModelRef.parse(model, settings.alias)
