@@ -53,15 +53,17 @@ class LeaseHolder:
         return held
 
     def give_up(self, why: str) -> None:
-        """Give the lease up, if held; a failure is logged, and the lease then expires on its own."""
+        """Give the lease up, if held. A failure is logged and the lease stays this process's (the database
+        still names it): given up at the next call, or expired on its own if none comes."""
         if not self.holding:
             return
         try:
             with self.database.engine.begin() as connection:
                 leases.release(connection, self.name, self.holder)
-            log.info("%s lease: given up (%s; holder %s)", self.name, why, self.holder)
-        except Exception as exc:
+        except Exception as exc:  # whatever failed, the lease expires on its own
             log.warning("%s lease: could not give it up (%s), it expires on its own: %s", self.name, why, exc)
+            return
+        log.info("%s lease: given up (%s; holder %s)", self.name, why, self.holder)
         self._set(False)
 
     def _set(self, held: bool) -> None:

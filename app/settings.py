@@ -183,7 +183,9 @@ class Settings(RegistrySettings):
         default=5,
         ge=3,
         le=100,
-        description="The profile's score trend reads a customer's last this many distinct scorings.",
+        description="The profile's score trend reads a customer's last this many distinct scorings (up to 10 "
+        "log rows each, read with the customer: the default's 50 cost ~0.4 ms a profile on SQLite, 100's 1,000 "
+        "~8 ms).",
     )
     score_trend_min_slope: float = Field(
         default=0.01,

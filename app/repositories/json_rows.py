@@ -25,6 +25,12 @@ class json_rows(FunctionElement[Any]):  # noqa: N801 (an SQL function, named as 
     inherit_cache = True
 
 
+@compiles(json_rows)
+def _any_dialect(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    # Only for showing a statement (str() without a dialect): the backends below are the ones that run it.
+    return f"json_rows({compiler.process(element.clauses, **kw)})"
+
+
 @compiles(json_rows, "postgresql")
 def _postgresql(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
     return f"json_agg(json_build_array({compiler.process(element.clauses, **kw)}))"

@@ -64,13 +64,14 @@ class DriverRows:
     def __init__(self, dialect: Dialect, table: Table = _TABLE, columns: tuple[str, ...] = COLUMNS) -> None:
         self._table_name = table.name
         self._columns = columns
-        self._row_marker = f"({', '.join('?' * len(columns))})"
-        self._rows_per_insert = SQLITE_PARAMETERS // len(columns)
-        self._inserts: dict[int, str] = {}
         self._processors = {
             name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
         }
         self._by_copy = dialect.name == "postgresql"
+        # SQLite's INSERT statements, made once per count of rows (_insert).
+        self._row_marker = f"({', '.join('?' * len(columns))})"
+        self._rows_per_insert = SQLITE_PARAMETERS // len(columns)
+        self._inserts: dict[int, str] = {}
 
     def _insert(self, rows: int) -> str:
         """SQLite's statement for `rows` rows (made once per count); a row already there (same id) is skipped."""

@@ -22,7 +22,7 @@ READ_PER_SCORING = 10
 def trend_of(
     history: Sequence[tuple[datetime, int, float]], *, scorings: int, min_slope: float
 ) -> dict[str, Any]:
-    """`history`: (served_at, version, score), newest first, as the log gives it."""
+    """`history`: (served_at, version, score), newest first (predictions.history_of)."""
     collapsed: list[tuple[datetime, int, float]] = []
     for served_at, version, score in reversed(history):
         if collapsed and collapsed[-1][1:] == (version, score):
