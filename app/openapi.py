@@ -16,7 +16,6 @@ from app.errors import ServiceError
 from app.scoring.runtime.loaded import LoadedModels
 from app.scoring.runtime.served import record_schema_of
 from app.scoring.use_cases.registry import USE_CASES
-from model_registry.catalogue import ProductCatalogue
 
 OpenApi = dict[str, Any]
 
@@ -105,7 +104,7 @@ def _name_served_outcome_items(components: OpenApi, models: LoadedModels) -> Non
     if outcome is None:
         return
     try:
-        products = ProductCatalogue.from_metadata(models.for_line("products", None).metadata).names
+        products = models.for_line("products", None).catalogue.names
     except ServiceError:  # no products model served (or not loaded yet): no product is accepted
         products = []
     served = {

@@ -23,7 +23,6 @@ from app.scoring.use_cases.churn import CHURN, score_customers
 from app.scoring.use_cases.diagnosis import DIAGNOSIS, diagnose_listings
 from app.scoring.use_cases.leads import LEADS, score_leads
 from app.scoring.use_cases.products import PRODUCTS, match_products
-from model_registry.catalogue import ProductCatalogue
 from training.data import frame_records
 
 ColumnType = Literal["string", "double", "long"]
@@ -75,7 +74,7 @@ def _lead_columns(scorer: Scorer) -> list[Column]:
 
 
 def _product_columns(scorer: Scorer) -> list[Column]:
-    products = ProductCatalogue.from_metadata(scorer.metadata).names
+    products = scorer.catalogue.names
     return [
         Column("customer_id", "string"),
         *(Column(propensity_column(product), "double") for product in products),
@@ -93,7 +92,7 @@ def _product_results(
 ) -> list[dict[str, Any]]:
     """Every product the customer may be offered, for its propensity column; `recommendations` cut to top_n as
     the API cuts them."""
-    every_offer = len(ProductCatalogue.from_metadata(scorer.metadata).products)
+    every_offer = len(scorer.catalogue.products)
     results = match_products(scorer, customers, every_offer, options.explain)
     for result in results:
         offers = result.pop("recommendations")

@@ -26,7 +26,6 @@ from app.schemas.inference import InferenceRequest, MetadataTensor, RequestInput
 from app.scoring.runtime.scorer import Scorer
 from app.scoring.runtime.served import record_schema_of
 from app.scoring.use_cases.base import Record, Result
-from model_registry.catalogue import ProductCatalogue
 
 NOT_OFFERED = -1.0
 # Parameters that say the data is elsewhere than in the JSON body (binary data, shared memory): not served.
@@ -76,9 +75,7 @@ def speaks(use_case: str) -> bool:
 
 def outputs_of(use_case: str, scorer: Scorer) -> tuple[Output, ...]:
     if use_case == "products":
-        return tuple(
-            _propensity(product.name) for product in ProductCatalogue.from_metadata(scorer.metadata).products
-        )
+        return tuple(_propensity(product.name) for product in scorer.catalogue.products)
     return _OUTPUTS[use_case]
 
 

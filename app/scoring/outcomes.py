@@ -19,7 +19,6 @@ from app.repositories import predictions as prediction_repo
 from app.repositories.predictions import GroupCounts, VersionCounts
 from app.schemas.outcomes import QUALIFIER, OutcomeIn
 from app.scoring.runtime.loaded import LoadedModels
-from model_registry.catalogue import ProductCatalogue
 
 CUSTOMER_CHURNED = "customer_churned"
 
@@ -47,7 +46,7 @@ def _served_products(models: LoadedModels) -> list[str]:
     """The products of the default products line's catalogue; none when no products model is served (one
     configured but not loaded yet: 503)."""
     try:
-        return ProductCatalogue.from_metadata(models.for_line("products", None).metadata).names
+        return models.for_line("products", None).catalogue.names
     except NotFound:
         return []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from app.scoring.runtime.treeshap import TreeShap, Unsupported
 from app.scoring.runtime.treewalk import MAX_WALK_ROWS, TreeWalk
 from app.text import text_problem
 from model_registry.bundle import ModelBundle
+from model_registry.catalogue import ProductCatalogue
 from model_registry.contract import FieldError
 from model_registry.stacking import stack_boosters
 from model_registry.value import check_example as check_value_example
@@ -93,6 +95,12 @@ class Scorer:
     @property
     def metadata(self) -> dict[str, Any]:
         return self.bundle.metadata
+
+    @functools.cached_property
+    def catalogue(self) -> ProductCatalogue:
+        """A products version's catalogue, read from its metadata once per loaded version (its routes, the
+        profile and the file scoring used to parse it again on every request, ~13 us each)."""
+        return ProductCatalogue.from_metadata(self.metadata)
 
     @property
     def id_field(self) -> str:

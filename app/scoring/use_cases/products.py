@@ -44,7 +44,7 @@ def match_products(
 ) -> list[dict[str, Any]]:
     """One result per customer, in request order: up to `top_n` offers, highest propensity first."""
     # Parsed per call: seven small rules cost microseconds and the scorer stays a plain loaded version.
-    catalogue = ProductCatalogue.from_metadata(scorer.metadata)
+    catalogue = scorer.catalogue
     matrix = scorer.encode(customers, "customers")
     offers: list[list[dict[str, Any]]] = [[] for _ in customers]
     # A booster never saw its hidden fields (always missing in training), so its scores do not depend on them
