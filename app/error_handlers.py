@@ -76,7 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [_validation_detail(e) for e in exc.errors()]
+        details = [validation_detail(e) for e in exc.errors()]
         path = request.url.path
         # A body outside the Open Inference Protocol's schema is its 400 (Triton's and KServe's answer).
         status = 400 if path.startswith(OPEN_INFERENCE_PREFIX) else 422
@@ -114,7 +114,8 @@ def install_error_handlers(app: FastAPI) -> None:
     # Unexpected exceptions are answered by ObservabilityMiddleware, where the request id is still known.
 
 
-def _validation_detail(error: dict[str, Any]) -> dict[str, str]:
+def validation_detail(error: Mapping[str, Any]) -> dict[str, str]:
+    """One of pydantic's errors as a detail of the envelope: the field's path (customers[3].tenure), the message."""
     if error["type"] == "json_invalid":  # its loc is a byte offset, not a field
         position = error["loc"][-1]
         return {"path": "body", "message": f"invalid JSON at byte {position}: {error['ctx']['error']}"}

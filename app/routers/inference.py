@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app.auth import ScoreScope
 from app.dependencies import ModelsDep, PipelineDep
-from app.error_handlers import validation_path
+from app.error_handlers import validation_detail
 from app.errors import InvalidRecords, ModelNotLoaded, NotFound
 from app.json_io import JsonRoute, scoring_response
 from app.schemas.inference import (
@@ -185,7 +185,7 @@ def _scoring_body(use_case: UseCase, line: str | None, records: list[Record]) ->
     try:
         return use_case.request.model_validate(body)
     except ValidationError as exc:
-        details = [{"path": validation_path(("body", *e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        details = [validation_detail(e) for e in exc.errors()]
         raise InvalidRecords(f"{len(details)} field(s) are invalid", details) from exc
 
 

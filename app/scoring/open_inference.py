@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -75,16 +76,27 @@ def speaks(use_case: str) -> bool:
 
 def outputs_of(use_case: str, scorer: Scorer) -> tuple[Output, ...]:
     if use_case == "products":
-        return tuple(_propensity(product.name) for product in scorer.catalogue.products)
+        offers = _OffersByCustomer()
+        return tuple(
+            Output(product.name, "FP64", partial(offers.propensities, product.name))
+            for product in scorer.catalogue.products
+        )
     return _OUTPUTS[use_case]
 
 
-def _propensity(product: str) -> Output:
-    def values(_: Scorer, results: list[Result]) -> list[Any]:
-        by_customer = [{o["product"]: o["propensity"] for o in r["recommendations"]} for r in results]
-        return [offers.get(product, NOT_OFFERED) for offers in by_customer]
+class _OffersByCustomer:
+    """Each customer's offers as {product: propensity}, made once for all the product outputs of a response
+    (each output made them again: products x customers dicts, where customers do)."""
 
-    return Output(product, "FP64", values)
+    def __init__(self) -> None:
+        self._results: list[Result] | None = None
+        self._offers: list[dict[str, float]] = []
+
+    def propensities(self, product: str, _: Scorer, results: list[Result]) -> list[Any]:
+        if results is not self._results:
+            self._results = results
+            self._offers = [{o["product"]: o["propensity"] for o in r["recommendations"]} for r in results]
+        return [offers.get(product, NOT_OFFERED) for offers in self._offers]
 
 
 def input_tensors(scorer: Scorer) -> list[MetadataTensor]:
